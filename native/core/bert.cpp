@@ -1,0 +1,275 @@
+// BERT forward pass mirroring Hugging Face modeling_bert.py (BertEmbeddings → BertEncoder of BertLayer:
+// BertSelfAttention, BertSelfOutput, BertIntermediate, BertOutput), with the HF weight keys verbatim,
+// followed by sentence-transformers Pooling and optional Normalize. Sequences are packed end to end.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cpu_features.h"
+#include "kst.h"
+#include "ops.h"
+#include "ref.h"
+#include "threadpool.h"
+#include "weights.h"
+
+namespace kst {
+namespace {
+
+using cpu::PackedWeight;
+
+int popcount4(uint32_t m) {
+  int n = 0;
+  for (m &= 0xF; m; m &= m - 1) ++n;
+  return n;
+}
+
+class BertModel final : public Model {
+ public:
+  BertModel(const BertConfig& cfg, const WeightsSource& ws, const Options& opt);
+  const BertConfig& config() const override { return cfg_; }
+  Isa isa() const override { return isa_; }
+  int threads() const override { return pool_->size(); }
+  int outputDim(uint32_t pooling) const override;
+  void encode(const EncodeRequest& req, float* out, size_t out_len) override;
+
+ private:
+  struct Layer {
+    std::vector<float> qkv_w;  // [3H, H]: query, key, value weights stacked (raw for the scalar path)
+    std::vector<float> qkv_b;  // [3H]
+    PackedWeight qkv, attn_out, inter, out;
+    const float *attn_out_b, *ln1_g, *ln1_b, *inter_b, *out_b, *ln2_g, *ln2_b;
+  };
+
+  void validate(const EncodeRequest& req, size_t out_len) const;
+  void dump(const std::string& name, const float* p, size_t rows, size_t cols);
+  void linear(PackedWeight& w, const std::string& prefix, int N, int K, const float** bias);
+
+  BertConfig cfg_;
+  Isa isa_;
+  const cpu::Ops* ops_;
+  std::unique_ptr<ThreadPool> pool_;
+  WeightFile wf_;
+  const float *word_, *pos_, *type_, *emb_ln_g_, *emb_ln_b_;
+  std::vector<Layer> layers_;
+
+  std::mutex mu_;  // serialises encode(); guards the buffers below
+  std::vector<float> x_, qkv_, ctx_, tmp_, inter_;
+  std::vector<int64_t> offsets_;
+  cpu::AlignedBuffer scratch_;
+  std::string dump_dir_;
+  int dump_seq_ = 0;
+};
+
+void BertModel::linear(PackedWeight& w, const std::string& prefix, int N, int K, const float** bias) {
+  w.raw = wf_.get(prefix + ".weight", {N, K});
+  w.N = N;
+  w.K = K;
+  *bias = wf_.get(prefix + ".bias", {N});
+  ops_->pack(w);
+}
+
+BertModel::BertModel(const BertConfig& cfg, const WeightsSource& ws, const Options& opt)
+    : cfg_(cfg), isa_(effectiveIsa(opt.isa)), ops_(&cpu::opsFor(isa_)), wf_(ws) {
+  cfg_.validate();
+  if (opt.threads < 0) throw Error("Options.threads must be >= 0, got " + std::to_string(opt.threads));
+  pool_.reset(new ThreadPool(opt.threads));
+  const int H = cfg_.hidden_size, I = cfg_.intermediate_size;
+  word_ = wf_.get("embeddings.word_embeddings.weight", {cfg_.vocab_size, H});
+  pos_ = wf_.get("embeddings.position_embeddings.weight", {cfg_.max_position_embeddings, H});
+  type_ = wf_.get("embeddings.token_type_embeddings.weight", {cfg_.type_vocab_size, H});
+  emb_ln_g_ = wf_.get("embeddings.LayerNorm.weight", {H});
+  emb_ln_b_ = wf_.get("embeddings.LayerNorm.bias", {H});
+  layers_.resize(cfg_.num_hidden_layers);
+  for (int i = 0; i < cfg_.num_hidden_layers; ++i) {
+    Layer& L = layers_[i];
+    const std::string p = "encoder.layer." + std::to_string(i) + ".";
+    L.qkv_w.resize(static_cast<size_t>(3) * H * H);
+    L.qkv_b.resize(static_cast<size_t>(3) * H);
+    const char* parts[3] = {"query", "key", "value"};
+    for (int j = 0; j < 3; ++j) {
+      const std::string q = p + "attention.self." + parts[j];
+      const float* w = wf_.get(q + ".weight", {H, H});
+      const float* b = wf_.get(q + ".bias", {H});
+      std::memcpy(L.qkv_w.data() + static_cast<size_t>(j) * H * H, w, sizeof(float) * H * H);
+      std::memcpy(L.qkv_b.data() + static_cast<size_t>(j) * H, b, sizeof(float) * H);
+    }
+    L.qkv.raw = L.qkv_w.data();
+    L.qkv.N = 3 * H;
+    L.qkv.K = H;
+    ops_->pack(L.qkv);
+    if (L.qkv.nr > 0) {  // packed copy is all the SIMD path reads
+      std::vector<float>().swap(L.qkv_w);
+      L.qkv.raw = nullptr;
+    }
+    linear(L.attn_out, p + "attention.output.dense", H, H, &L.attn_out_b);
+    L.ln1_g = wf_.get(p + "attention.output.LayerNorm.weight", {H});
+    L.ln1_b = wf_.get(p + "attention.output.LayerNorm.bias", {H});
+    linear(L.inter, p + "intermediate.dense", I, H, &L.inter_b);
+    linear(L.out, p + "output.dense", H, I, &L.out_b);
+    L.ln2_g = wf_.get(p + "output.LayerNorm.weight", {H});
+    L.ln2_b = wf_.get(p + "output.LayerNorm.bias", {H});
+  }
+  if (const char* d = std::getenv("KST_DUMP")) {
+    if (*d) dump_dir_ = d;
+  }
+}
+
+int BertModel::outputDim(uint32_t pooling) const {
+  if (pooling & ~0xFu) throw Error("pooling: unknown mode bits " + std::to_string(pooling));
+  if (pooling == 0) return cfg_.hidden_size;
+  return cfg_.hidden_size * popcount4(pooling);
+}
+
+void BertModel::validate(const EncodeRequest& req, size_t out_len) const {
+  if (req.batch < 0) throw Error("EncodeRequest.batch must be >= 0, got " + std::to_string(req.batch));
+  if (req.pooling & ~0xFu) throw Error("EncodeRequest.pooling: unknown mode bits " + std::to_string(req.pooling));
+  if (req.batch > 0 && !req.lengths) throw Error("EncodeRequest.lengths is null");
+  uint64_t sum = 0;
+  for (int s = 0; s < req.batch; ++s) {
+    const int32_t L = req.lengths[s];
+    if (L < 1 || L > cfg_.max_position_embeddings)
+      throw Error("EncodeRequest.lengths[" + std::to_string(s) + "] = " + std::to_string(L) + " is outside [1, " +
+                  std::to_string(cfg_.max_position_embeddings) + "] (max_position_embeddings)");
+    sum += static_cast<uint64_t>(L);
+  }
+  if (sum != req.total_tokens)
+    throw Error("EncodeRequest.total_tokens = " + std::to_string(req.total_tokens) + " but sum(lengths) = " +
+                std::to_string(sum));
+  if (req.total_tokens > 0 && !req.ids) throw Error("EncodeRequest.ids is null");
+  if (req.total_tokens > (size_t(1) << 31) / static_cast<size_t>(std::max(cfg_.intermediate_size, 3 * cfg_.hidden_size)))
+    throw Error("EncodeRequest.total_tokens = " + std::to_string(req.total_tokens) + " is too large for one call");
+  for (size_t t = 0; t < req.total_tokens; ++t) {
+    if (req.ids[t] < 0 || req.ids[t] >= cfg_.vocab_size)
+      throw Error("EncodeRequest.ids[" + std::to_string(t) + "] = " + std::to_string(req.ids[t]) +
+                  " is outside [0, " + std::to_string(cfg_.vocab_size) + ") (vocab_size)");
+  }
+  if (req.token_types) {
+    for (size_t t = 0; t < req.total_tokens; ++t) {
+      if (req.token_types[t] < 0 || req.token_types[t] >= cfg_.type_vocab_size)
+        throw Error("EncodeRequest.token_types[" + std::to_string(t) + "] = " + std::to_string(req.token_types[t]) +
+                    " is outside [0, " + std::to_string(cfg_.type_vocab_size) + ") (type_vocab_size)");
+    }
+  }
+  const size_t rows = req.pooling == 0 ? req.total_tokens : static_cast<size_t>(req.batch);
+  const size_t need = rows * static_cast<size_t>(outputDim(req.pooling));
+  if (out_len != need)
+    throw Error("out_len = " + std::to_string(out_len) + " but the output needs " + std::to_string(rows) +
+                " rows × " + std::to_string(outputDim(req.pooling)) + " = " + std::to_string(need) + " floats");
+}
+
+void BertModel::dump(const std::string& name, const float* p, size_t rows, size_t cols) {
+  if (dump_dir_.empty()) return;
+  const std::string base = dump_dir_ + "/" + std::to_string(dump_seq_) + "." + name;
+  if (FILE* f = std::fopen((base + ".f32").c_str(), "wb")) {
+    std::fwrite(p, sizeof(float), rows * cols, f);
+    std::fclose(f);
+  }
+  if (FILE* f = std::fopen((dump_dir_ + "/manifest.tsv").c_str(), "a")) {
+    std::fprintf(f, "%d\t%s\t%zu\t%zu\n", dump_seq_, name.c_str(), rows, cols);
+    std::fclose(f);
+  }
+}
+
+template <typename T>
+void grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+void BertModel::encode(const EncodeRequest& req, float* out, size_t out_len) {
+  validate(req, out_len);
+  if (req.batch == 0) return;
+  if (!out) throw Error("out is null");
+  std::lock_guard<std::mutex> lock(mu_);
+
+  const int H = cfg_.hidden_size, I = cfg_.intermediate_size, NH = cfg_.num_attention_heads, HS = H / NH;
+  const size_t T = req.total_tokens;
+  const int M = static_cast<int>(T);
+  grow(x_, T * H);
+  grow(qkv_, T * 3 * H);
+  grow(ctx_, T * H);
+  grow(tmp_, T * H);
+  grow(inter_, T * I);
+  grow(offsets_, static_cast<size_t>(req.batch));
+  int max_len = 0;
+  int64_t off = 0;
+  for (int s = 0; s < req.batch; ++s) {
+    offsets_[s] = off;
+    off += req.lengths[s];
+    max_len = std::max(max_len, static_cast<int>(req.lengths[s]));
+  }
+  scratch_.resize(cpu::attentionScratchPerThread(max_len, HS) * pool_->size());
+  ThreadPool* pool = pool_.get();
+  const cpu::Ops& ops = *ops_;
+  const float eps = cfg_.layer_norm_eps;
+
+  // BertEmbeddings
+  cpu::embeddings_sum_ref(req.ids, req.token_types, req.lengths, req.batch, word_, pos_, type_, H, x_.data());
+  ops.add_layernorm(x_.data(), nullptr, emb_ln_g_, emb_ln_b_, x_.data(), M, H, eps, pool);
+  dump("embeddings", x_.data(), T, H);
+
+  cpu::AttnArgs a;
+  a.q = qkv_.data();
+  a.k = qkv_.data() + H;
+  a.v = qkv_.data() + 2 * H;
+  a.ld_qkv = 3 * H;
+  a.out = ctx_.data();
+  a.ld_out = H;
+  a.lengths = req.lengths;
+  a.offsets = offsets_.data();
+  a.batch = req.batch;
+  a.heads = NH;
+  a.head_size = HS;
+  a.max_len = max_len;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(HS));
+
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    Layer& L = layers_[li];
+    const std::string p = dump_dir_.empty() ? std::string() : "encoder.layer." + std::to_string(li) + ".";
+    // BertSelfAttention: fused query/key/value projection, then attention per (sequence, head).
+    ops.gemm(x_.data(), M, L.qkv, L.qkv_b.data(), qkv_.data(), pool);
+    ops.attention(a, scratch_.data(), pool);
+    dump(p + "attention.self", ctx_.data(), T, H);
+    // BertSelfOutput: dense, dropout (identity), LayerNorm(hidden + input)
+    ops.gemm(ctx_.data(), M, L.attn_out, L.attn_out_b, tmp_.data(), pool);
+    ops.add_layernorm(tmp_.data(), x_.data(), L.ln1_g, L.ln1_b, x_.data(), M, H, eps, pool);
+    dump(p + "attention.output", x_.data(), T, H);
+    // BertIntermediate: dense + activation
+    ops.gemm(x_.data(), M, L.inter, L.inter_b, inter_.data(), pool);
+    ops.gelu(inter_.data(), T * I, cfg_.hidden_act, pool);
+    dump(p + "intermediate", inter_.data(), T, I);
+    // BertOutput: dense, LayerNorm(hidden + attention output)
+    ops.gemm(inter_.data(), M, L.out, L.out_b, tmp_.data(), pool);
+    ops.add_layernorm(tmp_.data(), x_.data(), L.ln2_g, L.ln2_b, x_.data(), M, H, eps, pool);
+    dump(p + "output", x_.data(), T, H);
+  }
+
+  size_t rows, dim;
+  if (req.pooling == 0) {
+    rows = T;
+    dim = H;
+    std::memcpy(out, x_.data(), sizeof(float) * T * H);
+  } else {
+    rows = static_cast<size_t>(req.batch);
+    dim = static_cast<size_t>(outputDim(req.pooling));
+    cpu::pooling_ref(x_.data(), req.lengths, req.batch, H, req.pooling, out);
+  }
+  if (req.normalize) cpu::l2normalize_ref(out, static_cast<int64_t>(rows), static_cast<int>(dim));
+  dump("output", out, rows, dim);
+  if (!dump_dir_.empty()) ++dump_seq_;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> loadBert(const BertConfig& cfg, const WeightsSource& weights, const Options& opt) {
+  cfg.validate();
+  return std::unique_ptr<Model>(new BertModel(cfg, weights, opt));
+}
+
+}  // namespace kst

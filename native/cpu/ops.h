@@ -1,0 +1,103 @@
+// The CPU backend's op table: one function pointer per op, filled per instruction set by
+// backend_cpu.cpp (the only file that lists every op). Shared argument types live here.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <utility>
+
+#include "kst.h"
+#include "threadpool.h"
+
+namespace kst {
+namespace cpu {
+
+// A 64-byte aligned float buffer (packed weights, SIMD-friendly scratch).
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(size_t n) { resize(n); }
+  ~AlignedBuffer() { std::free(p_); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  AlignedBuffer(AlignedBuffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; o.n_ = 0; }
+  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    return *this;
+  }
+  // Grows (never shrinks); contents are not preserved.
+  void resize(size_t n) {
+    if (n <= n_) return;
+    std::free(p_);
+    p_ = nullptr;
+    n_ = 0;
+    size_t bytes = ((n * sizeof(float)) + 63) & ~size_t(63);
+    void* q = nullptr;
+    if (posix_memalign(&q, 64, bytes ? bytes : 64) != 0) throw std::bad_alloc();
+    p_ = static_cast<float*>(q);
+    n_ = n;
+  }
+  float* data() { return p_; }
+  const float* data() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  float* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+// The weight of an HF Linear layer: raw is [N out][K in] row-major (y = x Wᵀ + b).
+// pack() may build an ISA-specific copy in `packed` (panels of nr output columns).
+struct PackedWeight {
+  const float* raw = nullptr;
+  int N = 0, K = 0;
+  int nr = 0;  // panel width of `packed`; 0 = not packed (the scalar path reads raw)
+  AlignedBuffer packed;
+};
+
+// Attention over sequences packed end to end. q/k/v/out are [T, heads*head_size] with row strides
+// ld_qkv / ld_out (q, k and v may be column slices of one fused QKV buffer).
+struct AttnArgs {
+  const float* q = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  int ld_qkv = 0;
+  float* out = nullptr;
+  int ld_out = 0;
+  const int32_t* lengths = nullptr;  // batch entries, each >= 1
+  const int64_t* offsets = nullptr;  // first token of each sequence
+  int batch = 0;
+  int heads = 0, head_size = 0;
+  int max_len = 0;   // max(lengths)
+  float scale = 1.f; // usually 1/sqrt(head_size)
+};
+
+// Floats of scratch one thread needs for attention over sequences up to max_len tokens.
+inline size_t attentionScratchPerThread(int max_len, int head_size) {
+  return (static_cast<size_t>(max_len) + 16) * (static_cast<size_t>(head_size) + 2) + 64;
+}
+
+struct Ops {
+  Isa isa = Isa::Scalar;
+  const char* name = "ref";
+  // Builds w.packed from w.raw (no-op for the scalar path).
+  void (*pack)(PackedWeight& w);
+  // y[M,N] = x[M,K] Wᵀ + bias (bias may be null). x row stride K, y row stride N.
+  void (*gemm)(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
+  // In place: x = act(x) over n floats.
+  void (*gelu)(float* x, size_t n, Activation act, ThreadPool* pool);
+  // y = LayerNorm(x + res) row-wise over M rows of N; res may be null; y may alias x or res.
+  void (*add_layernorm)(const float* x, const float* res, const float* gamma, const float* beta, float* y,
+                        int M, int N, float eps, ThreadPool* pool);
+  // softmax(q kᵀ · scale) v per (sequence, head); scratch holds poolSize × attentionScratchPerThread floats.
+  void (*attention)(const AttnArgs& a, float* scratch, ThreadPool* pool);
+};
+
+// The op table for an instruction set (falls back to lower ones for ops without a variant).
+const Ops& opsFor(Isa isa);
+
+}  // namespace cpu
+}  // namespace kst

@@ -1,0 +1,768 @@
+// Native op tests (DESIGN rule 1): every SIMD kernel against the scalar reference (native/cpu/ref.cpp)
+// on awkward sizes, the thread pool, whole tiny models (every ISA vs the scalar path) and error cases.
+// Prints one line per case and a final "N passed, M failed"; exits non-zero on failure.
+// `test_ops --bench` instead prints GEMM / model timings (never asserted).
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cpu_features.h"
+#include "kst.h"
+#include "ops.h"
+#include "ref.h"
+#include "threadpool.h"
+#include "weights.h"
+
+using namespace kst;
+using namespace kst::cpu;
+
+static int g_pass = 0, g_fail = 0;
+
+static void report(bool ok, const std::string& name, const std::string& detail) {
+  std::printf("%s %s%s%s\n", ok ? "ok  " : "FAIL", name.c_str(), detail.empty() ? "" : "  ", detail.c_str());
+  (ok ? g_pass : g_fail)++;
+}
+
+static std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+static std::string fmt(const char* f, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return buf;
+}
+
+static std::mt19937 g_rng(12345);
+static std::vector<float> rnd(size_t n, float lo = -1.f, float hi = 1.f) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g_rng);
+  return v;
+}
+
+static std::vector<Isa> simdIsas() {
+  std::vector<Isa> r;
+  for (Isa i : {Isa::Avx2, Isa::Avx512})
+    if (i <= detectIsa()) r.push_back(i);
+  return r;
+}
+
+// ---------------------------------------------------------------- GEMM
+// Bound: |y - ref| <= 1e-5 · (Σ_k |x_k w_k| + |b|) + 1e-6 (only the summation order may differ).
+static void testGemm(Isa isa, int M, int N, int K, ThreadPool* pool, bool bias) {
+  auto x = rnd(size_t(M) * K), W = rnd(size_t(N) * K), b = rnd(N);
+  std::vector<float> ref(size_t(M) * N), got(size_t(M) * N, NAN);
+  gemm_raw_ref(x.data(), M, N, K, W.data(), bias ? b.data() : nullptr, ref.data());
+  PackedWeight pw;
+  pw.raw = W.data();
+  pw.N = N;
+  pw.K = K;
+  const Ops& ops = opsFor(isa);
+  ops.pack(pw);
+  ops.gemm(x.data(), M, pw, bias ? b.data() : nullptr, got.data(), pool);
+  double worst = 0, maxd = 0;
+  bool ok = true;
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double s = bias ? std::fabs(b[n]) : 0;
+      for (int k = 0; k < K; ++k) s += std::fabs(double(x[size_t(m) * K + k]) * W[size_t(n) * K + k]);
+      const double d = std::fabs(double(got[size_t(m) * N + n]) - ref[size_t(m) * N + n]);
+      const double tol = 1e-5 * s + 1e-6;
+      if (!(d <= tol)) ok = false;
+      worst = std::max(worst, d / tol);
+      maxd = std::max(maxd, d);
+    }
+  report(ok, fmt("gemm_%s M=%d N=%d K=%d threads=%d bias=%d", isaName(isa), M, N, K, poolSize(pool), bias),
+         fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
+}
+
+// ---------------------------------------------------------------- GELU
+// Bound: |y - ref| <= 2e-6·|ref| + 2e-7·|x| (the erf / tanh forms cancel near 1+f(x)=0 in the reference).
+static void testGelu(Isa isa, Activation act, size_t n, ThreadPool* pool) {
+  auto x = rnd(n, -12.f, 12.f);
+  const float special[] = {0.f, -0.f, 1e-30f, -1e-30f, 1e-6f, -1e-6f, 0.5f, -0.5f, 3.f, -3.f,
+                           20.f, -20.f, 100.f, -100.f, 1e4f, -1e4f};
+  for (size_t i = 0; i < n && i < sizeof special / sizeof *special; ++i) x[i] = special[i];
+  auto ref = x, got = x;
+  gelu_ref(ref.data(), n, act, nullptr);
+  opsFor(isa).gelu(got.data(), n, act, pool);
+  bool ok = true;
+  double maxd = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = std::fabs(double(got[i]) - ref[i]);
+    if (!(d <= 2e-6 * std::fabs(ref[i]) + 2e-7 * std::fabs(x[i]))) {
+      if (ok) std::printf("     first bad x=%.9g got=%.9g ref=%.9g\n", x[i], got[i], ref[i]);
+      ok = false;
+    }
+    maxd = std::max(maxd, d);
+  }
+  report(ok, fmt("gelu_%s %s n=%zu threads=%d", isaName(isa), act == Activation::Gelu ? "erf" : "tanh", n,
+                 poolSize(pool)),
+         fmt("max|d|=%.2e", maxd));
+}
+
+// ---------------------------------------------------------------- LayerNorm
+// Bound: |y - ref| <= 1e-5 · (1 + |ref|).
+static void testLayerNorm(Isa isa, int M, int N, bool residual, bool inplace, ThreadPool* pool) {
+  auto x = rnd(size_t(M) * N, -3.f, 5.f), r = rnd(size_t(M) * N), g = rnd(N, 0.5f, 1.5f), b = rnd(N);
+  std::vector<float> ref(size_t(M) * N), got(size_t(M) * N);
+  add_layernorm_ref(x.data(), residual ? r.data() : nullptr, g.data(), b.data(), ref.data(), M, N, 1e-12f, nullptr);
+  std::vector<float> xin = x;
+  float* dst = inplace ? xin.data() : got.data();
+  opsFor(isa).add_layernorm(xin.data(), residual ? r.data() : nullptr, g.data(), b.data(), dst, M, N, 1e-12f, pool);
+  bool ok = true;
+  double maxd = 0;
+  for (size_t i = 0; i < size_t(M) * N; ++i) {
+    const double d = std::fabs(double(dst[i]) - ref[i]);
+    if (!(d <= 1e-5 * (1 + std::fabs(ref[i])))) ok = false;
+    maxd = std::max(maxd, d);
+  }
+  report(ok, fmt("add_layernorm_%s M=%d N=%d residual=%d inplace=%d threads=%d", isaName(isa), M, N, residual,
+                 inplace, poolSize(pool)),
+         fmt("max|d|=%.2e", maxd));
+}
+
+// ---------------------------------------------------------------- attention
+// Bound: |out - ref| <= 1e-5 · (1 + |ref|)  (v in [-1, 1], outputs are convex combinations).
+static void testAttention(Isa isa, const std::vector<int32_t>& lens, int heads, int HS, ThreadPool* pool,
+                          float qscale = 1.f) {
+  const int H = heads * HS;
+  int64_t T = 0;
+  int max_len = 0;
+  std::vector<int64_t> offs;
+  for (int32_t L : lens) {
+    offs.push_back(T);
+    T += L;
+    max_len = std::max<int>(max_len, L);
+  }
+  auto qkv = rnd(size_t(T) * 3 * H);
+  for (int64_t t = 0; t < T; ++t)
+    for (int i = 0; i < H; ++i) qkv[size_t(t) * 3 * H + i] *= qscale;
+  std::vector<float> ref(size_t(T) * H), got(size_t(T) * H, NAN);
+  AttnArgs a;
+  a.q = qkv.data();
+  a.k = qkv.data() + H;
+  a.v = qkv.data() + 2 * H;
+  a.ld_qkv = 3 * H;
+  a.out = ref.data();
+  a.ld_out = H;
+  a.lengths = lens.data();
+  a.offsets = offs.data();
+  a.batch = static_cast<int>(lens.size());
+  a.heads = heads;
+  a.head_size = HS;
+  a.max_len = max_len;
+  a.scale = 1.f / std::sqrt(float(HS));
+  AlignedBuffer scratch(attentionScratchPerThread(max_len, HS) * poolSize(pool));
+  attention_ref(a, scratch.data(), nullptr);
+  a.out = got.data();
+  opsFor(isa).attention(a, scratch.data(), pool);
+  bool ok = true;
+  double maxd = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double d = std::fabs(double(got[i]) - ref[i]);
+    if (!(d <= 1e-5 * (1 + std::fabs(ref[i])))) ok = false;
+    maxd = std::max(maxd, d);
+  }
+  std::string ls;
+  for (size_t i = 0; i < lens.size() && i < 6; ++i) ls += (i ? "," : "") + std::to_string(lens[i]);
+  if (lens.size() > 6) ls += ",...";
+  report(ok, fmt("attention_%s lengths=[%s] heads=%d HS=%d qscale=%g threads=%d", isaName(isa), ls.c_str(), heads,
+                 HS, qscale, poolSize(pool)),
+         fmt("max|d|=%.2e", maxd));
+}
+
+// ---------------------------------------------------------------- thread pool
+static void testPool(int threads) {
+  ThreadPool pool(threads);
+  bool ok = pool.size() == (threads > 0 ? threads : ThreadPool::availableCores());
+  for (int rep = 0; rep < 300 && ok; ++rep) {
+    const int64_t n = 1 + rep * 37 % 1001;
+    const int64_t grain = 1 + rep % 13;
+    std::vector<std::atomic<int>> hits(n);
+    for (auto& h : hits) h = 0;
+    std::atomic<int> bad{0};
+    pool.parallel_for(n, grain, [&](int64_t b, int64_t e, int tid) {
+      if (b < 0 || e > n || b >= e || tid < 0 || tid >= pool.size()) bad++;
+      for (int64_t i = b; i < e; ++i) hits[i]++;
+    });
+    for (auto& h : hits)
+      if (h != 1) ok = false;
+    if (bad) ok = false;
+  }
+  report(ok, fmt("threadpool threads=%d (300 parallel_for, each index once)", threads), "");
+}
+
+// ---------------------------------------------------------------- ref-only ops (pooling, normalize)
+static void testPoolingRef() {
+  // 2 sequences (lengths 2, 1), H = 2.
+  const float h[] = {1, -2, 3, 4, 5, 6};
+  const int32_t lens[] = {2, 1};
+  float out[2 * 8];
+  pooling_ref(h, lens, 2, 2, POOL_CLS | POOL_MAX | POOL_MEAN | POOL_MEAN_SQRT_LEN, out);
+  const float s2 = std::sqrt(2.f);
+  const float want[] = {1, -2, 3, 4, 2, 1, 4 / s2, 2 / s2, 5, 6, 5, 6, 5, 6, 5, 6};
+  bool ok = true;
+  for (int i = 0; i < 16; ++i)
+    if (std::fabs(out[i] - want[i]) > 1e-6f) ok = false;
+  report(ok, "pooling_ref cls|max|mean|mean_sqrt_len", "");
+  float v[] = {3, 4, 0, 0};
+  l2normalize_ref(v, 2, 2);
+  report(std::fabs(v[0] - 0.6f) < 1e-7f && std::fabs(v[1] - 0.8f) < 1e-7f && v[2] == 0 && v[3] == 0,
+         "l2normalize_ref (zero row stays zero)", "");
+}
+
+// ---------------------------------------------------------------- whole tiny models
+struct TinyModel {
+  BertConfig cfg;
+  WeightsSource ws;
+};
+
+static std::string tmpPath(const std::string& tag) {
+  return fmt("/tmp/kst_test_%d_%s.bin", int(getpid()), tag.c_str());
+}
+
+// Writes a random BERT in the HF layout to a raw file; dtype of matrices selectable, "bert." prefix optional,
+// and an odd leading byte so some F32 tensors are misaligned (exercises the copy path).
+static TinyModel makeTiny(const std::string& tag, BertConfig cfg, DType mats = DType::F32, bool prefix = false,
+                          bool misalign = false, uint32_t seed = 7) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  TinyModel tm;
+  tm.cfg = cfg;
+  tm.ws.path = tmpPath(tag);
+  std::vector<uint8_t> bytes;
+  if (misalign) bytes.push_back(0xAB);
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, float scale, float center, DType dt) {
+    size_t n = 1;
+    for (auto d : shape) n *= size_t(d);
+    TensorSpec t;
+    t.name = (prefix ? "bert." : "") + name;
+    t.dtype = dt;
+    t.shape = shape;
+    t.offset = bytes.size();
+    for (size_t i = 0; i < n; ++i) {
+      float f = center + scale * u(rng);
+      if (dt == DType::F32) {
+        uint8_t b[4];
+        std::memcpy(b, &f, 4);
+        bytes.insert(bytes.end(), b, b + 4);
+      } else {
+        uint32_t bits;
+        std::memcpy(&bits, &f, 4);
+        uint16_t h;
+        if (dt == DType::BF16) {
+          h = uint16_t(bits >> 16);
+        } else {  // crude F32 → F16 (values here are well inside the normal range)
+          uint32_t sign = (bits >> 16) & 0x8000, e = (bits >> 23) & 0xFF, m = bits & 0x7FFFFF;
+          int ne = int(e) - 127 + 15;
+          h = ne <= 0 ? uint16_t(sign) : uint16_t(sign | (ne << 10) | (m >> 13));
+        }
+        bytes.push_back(uint8_t(h & 0xFF));
+        bytes.push_back(uint8_t(h >> 8));
+      }
+    }
+    t.nbytes = bytes.size() - t.offset;
+    tm.ws.tensors.push_back(t);
+  };
+  const int H = cfg.hidden_size, I = cfg.intermediate_size;
+  const float ws = 1.f / std::sqrt(float(H));
+  add("embeddings.word_embeddings.weight", {cfg.vocab_size, H}, 1.f, 0, mats);
+  add("embeddings.position_embeddings.weight", {cfg.max_position_embeddings, H}, 0.5f, 0, DType::F32);
+  add("embeddings.token_type_embeddings.weight", {cfg.type_vocab_size, H}, 0.5f, 0, DType::F32);
+  add("embeddings.LayerNorm.weight", {H}, 0.2f, 1.f, DType::F32);
+  add("embeddings.LayerNorm.bias", {H}, 0.1f, 0, DType::F32);
+  for (int l = 0; l < cfg.num_hidden_layers; ++l) {
+    const std::string p = "encoder.layer." + std::to_string(l) + ".";
+    for (const char* s : {"query", "key", "value"}) {
+      add(p + "attention.self." + s + ".weight", {H, H}, 2.f * ws, 0, mats);
+      add(p + "attention.self." + s + ".bias", {H}, 0.1f, 0, DType::F32);
+    }
+    add(p + "attention.output.dense.weight", {H, H}, ws, 0, mats);
+    add(p + "attention.output.dense.bias", {H}, 0.1f, 0, DType::F32);
+    add(p + "attention.output.LayerNorm.weight", {H}, 0.2f, 1.f, DType::F32);
+    add(p + "attention.output.LayerNorm.bias", {H}, 0.1f, 0, DType::F32);
+    add(p + "intermediate.dense.weight", {I, H}, 2.f * ws, 0, mats);
+    add(p + "intermediate.dense.bias", {I}, 0.1f, 0, DType::F32);
+    add(p + "output.dense.weight", {H, I}, 1.f / std::sqrt(float(I)), 0, mats);
+    add(p + "output.dense.bias", {H}, 0.1f, 0, DType::F32);
+    add(p + "output.LayerNorm.weight", {H}, 0.2f, 1.f, DType::F32);
+    add(p + "output.LayerNorm.bias", {H}, 0.1f, 0, DType::F32);
+  }
+  add("pooler.dense.weight", {H, H}, ws, 0, DType::F32);  // present in many files; ignored
+  FILE* f = std::fopen(tm.ws.path.c_str(), "wb");
+  std::fwrite(bytes.data(), 1, bytes.size(), f);
+  std::fclose(f);
+  return tm;
+}
+
+static BertConfig tinyConfig(int H, int NH, int I, int layers, Activation act) {
+  BertConfig c;
+  c.vocab_size = 97;
+  c.hidden_size = H;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = NH;
+  c.intermediate_size = I;
+  c.max_position_embeddings = 40;
+  c.type_vocab_size = 2;
+  c.layer_norm_eps = 1e-12f;
+  c.hidden_act = act;
+  return c;
+}
+
+struct Batch {
+  std::vector<int32_t> ids, lens, types;
+};
+static Batch makeBatch(const BertConfig& c, std::vector<int32_t> lens, bool types) {
+  Batch b;
+  b.lens = lens;
+  for (int32_t L : lens)
+    for (int i = 0; i < L; ++i) {
+      b.ids.push_back(int32_t(g_rng() % c.vocab_size));
+      b.types.push_back(types ? int32_t(g_rng() % c.type_vocab_size) : 0);
+    }
+  return b;
+}
+
+static std::vector<float> runModel(Model& m, const Batch& b, uint32_t pooling, bool normalize, bool types) {
+  EncodeRequest r;
+  r.ids = b.ids.data();
+  r.lengths = b.lens.data();
+  r.token_types = types ? b.types.data() : nullptr;
+  r.batch = int(b.lens.size());
+  r.total_tokens = b.ids.size();
+  r.pooling = pooling;
+  r.normalize = normalize;
+  const size_t rows = pooling ? b.lens.size() : b.ids.size();
+  std::vector<float> out(rows * m.outputDim(pooling), NAN);
+  m.encode(r, out.data(), out.size());
+  return out;
+}
+
+// Bound for whole models: max |d| <= 1e-4 and per-row cosine >= 0.99999 (the Python-parity target),
+// and in practice far tighter (printed).
+static void compareModels(const std::string& name, const std::vector<float>& a, const std::vector<float>& b,
+                          size_t cols, double atol = 1e-4) {
+  double maxd = 0, mincos = 1;
+  bool finite = a.size() == b.size();
+  for (size_t r = 0; finite && r < a.size() / cols; ++r) {
+    double dot = 0, na = 0, nb = 0;
+    for (size_t c = 0; c < cols; ++c) {
+      const double x = a[r * cols + c], y = b[r * cols + c];
+      if (!std::isfinite(x) || !std::isfinite(y)) finite = false;
+      maxd = std::max(maxd, std::fabs(x - y));
+      dot += x * y;
+      na += x * x;
+      nb += y * y;
+    }
+    const double cs = (na == 0 && nb == 0) ? 1.0 : dot / std::sqrt(na * nb);
+    mincos = std::min(mincos, cs);
+  }
+  report(finite && maxd <= atol && mincos >= 0.99999, name, fmt("max|d|=%.2e min cos=%.8f", maxd, mincos));
+}
+
+static void testModels() {
+  struct Variant {
+    const char* tag;
+    int H, NH, I, layers;
+    Activation act;
+    DType mats;
+    bool prefix, misalign;
+  };
+  const Variant vs[] = {
+      {"h48", 48, 3, 70, 2, Activation::Gelu, DType::F32, false, false},
+      {"h64new", 64, 4, 100, 2, Activation::GeluNew, DType::F32, true, false},
+      {"h40f16", 40, 5, 33, 1, Activation::Gelu, DType::F16, false, true},
+      {"h36bf16", 36, 2, 17, 3, Activation::Gelu, DType::BF16, true, true},
+  };
+  for (const Variant& v : vs) {
+    TinyModel tm = makeTiny(v.tag, tinyConfig(v.H, v.NH, v.I, v.layers, v.act), v.mats, v.prefix, v.misalign);
+    Options so;
+    so.isa = "scalar";
+    so.threads = 1;
+    auto ref = loadBert(tm.cfg, tm.ws, so);
+    Batch b = makeBatch(tm.cfg, {5, 1, 40, 17, 2}, true);
+    const uint32_t all = POOL_CLS | POOL_MAX | POOL_MEAN | POOL_MEAN_SQRT_LEN;
+    auto r_tok = runModel(*ref, b, 0, false, true);
+    auto r_mean = runModel(*ref, b, POOL_MEAN, true, true);
+    auto r_all = runModel(*ref, b, all, false, false);
+    // The scalar path again on 2 threads: per-element arithmetic does not depend on the split.
+    {
+      Options o2 = so;
+      o2.threads = 2;
+      auto m2 = loadBert(tm.cfg, tm.ws, o2);
+      auto t2 = runModel(*m2, b, 0, false, true);
+      report(t2 == r_tok, fmt("model %s scalar threads=2 == threads=1 (bitwise)", v.tag), "");
+    }
+    // Sanity: pooled rows agree with pooling the token rows by hand.
+    {
+      std::vector<float> pooled(b.lens.size() * v.H);
+      pooling_ref(r_tok.data(), b.lens.data(), int(b.lens.size()), v.H, POOL_MEAN, pooled.data());
+      l2normalize_ref(pooled.data(), int64_t(b.lens.size()), v.H);
+      compareModels(fmt("model %s scalar mean+normalize == pool(token embeddings)", v.tag), pooled, r_mean, v.H,
+                    1e-6);
+    }
+    for (Isa isa : simdIsas()) {
+      for (int th : {1, 2}) {
+        Options o;
+        o.isa = isaName(isa);
+        o.threads = th;
+        auto m = loadBert(tm.cfg, tm.ws, o);
+        if (m->isa() != isa) report(false, fmt("model %s isa %s selected", v.tag, isaName(isa)), isaName(m->isa()));
+        compareModels(fmt("model %s %s threads=%d tokens", v.tag, isaName(isa), th), runModel(*m, b, 0, false, true),
+                      r_tok, v.H);
+        compareModels(fmt("model %s %s threads=%d mean+normalize", v.tag, isaName(isa), th),
+                      runModel(*m, b, POOL_MEAN, true, true), r_mean, v.H);
+        compareModels(fmt("model %s %s threads=%d cls|max|mean|sqrt", v.tag, isaName(isa), th),
+                      runModel(*m, b, all, false, false), r_all, size_t(4) * v.H);
+      }
+    }
+    // Concurrent encode() calls on one model are serialised and give the same answer.
+    {
+      Options o;
+      o.threads = 2;
+      auto m = loadBert(tm.cfg, tm.ws, o);
+      auto want = runModel(*m, b, POOL_MEAN, true, true);
+      std::atomic<int> bad{0};
+      std::vector<std::thread> ts;
+      for (int t = 0; t < 3; ++t)
+        ts.emplace_back([&] {
+          for (int i = 0; i < 5; ++i)
+            if (runModel(*m, b, POOL_MEAN, true, true) != want) bad++;
+        });
+      for (auto& t : ts) t.join();
+      report(bad == 0, fmt("model %s concurrent encode (3 threads × 5 calls, %s)", v.tag, isaName(m->isa())), "");
+    }
+    // A sequence alone gives the same result as inside a batch (packing does not leak across sequences).
+    {
+      Options o;
+      auto m = loadBert(tm.cfg, tm.ws, o);
+      auto full = runModel(*m, b, POOL_MEAN, false, true);
+      Batch one;
+      one.lens = {b.lens[3]};
+      one.ids.assign(b.ids.begin() + 46, b.ids.begin() + 63);
+      one.types.assign(b.types.begin() + 46, b.types.begin() + 63);
+      auto single = runModel(*m, one, POOL_MEAN, false, true);
+      compareModels(fmt("model %s %s sequence alone == same sequence in batch", v.tag, isaName(m->isa())), single,
+                    std::vector<float>(full.begin() + 3 * v.H, full.begin() + 4 * v.H), v.H, 1e-5);
+    }
+    // batch 0 is a no-op.
+    {
+      EncodeRequest r;
+      r.batch = 0;
+      bool ok = true;
+      try {
+        ref->encode(r, nullptr, 0);
+      } catch (...) {
+        ok = false;
+      }
+      report(ok, fmt("model %s batch=0 does nothing", v.tag), "");
+    }
+    std::remove(tm.ws.path.c_str());
+  }
+}
+
+// ---------------------------------------------------------------- error cases
+static void expectError(const std::string& name, const std::string& needle, const std::function<void()>& fn) {
+  try {
+    fn();
+    report(false, "error: " + name, "no exception");
+  } catch (const kst::Error& e) {
+    const bool ok = std::string(e.what()).find(needle) != std::string::npos;
+    report(ok, "error: " + name, std::string("\"") + e.what() + "\"");
+  } catch (const std::exception& e) {
+    report(false, "error: " + name, std::string("wrong exception type: ") + e.what());
+  }
+}
+
+static void testErrors() {
+  TinyModel tm = makeTiny("err", tinyConfig(32, 4, 40, 1, Activation::Gelu));
+  Options o;
+  auto m = loadBert(tm.cfg, tm.ws, o);
+  Batch b = makeBatch(tm.cfg, {3, 4}, true);
+  auto req = [&] {
+    EncodeRequest r;
+    r.ids = b.ids.data();
+    r.lengths = b.lens.data();
+    r.token_types = b.types.data();
+    r.batch = 2;
+    r.total_tokens = 7;
+    return r;
+  };
+  std::vector<float> out(2 * 32);
+  expectError("negative batch", "batch", [&] {
+    auto r = req();
+    r.batch = -1;
+    m->encode(r, out.data(), out.size());
+  });
+  expectError("length 0", "lengths[1]", [&] {
+    std::vector<int32_t> l = {7, 0};
+    auto r = req();
+    r.lengths = l.data();
+    m->encode(r, out.data(), out.size());
+  });
+  expectError("length > max_position_embeddings", "max_position_embeddings", [&] {
+    std::vector<int32_t> ids(41, 1), l = {41};
+    auto r = req();
+    r.ids = ids.data();
+    r.lengths = l.data();
+    r.token_types = nullptr;
+    r.batch = 1;
+    r.total_tokens = 41;
+    m->encode(r, out.data(), 32);
+  });
+  expectError("sum(lengths) != total_tokens", "total_tokens", [&] {
+    auto r = req();
+    r.total_tokens = 6;
+    m->encode(r, out.data(), out.size());
+  });
+  expectError("id out of range", "ids[5]", [&] {
+    auto ids = b.ids;
+    ids[5] = 97;
+    auto r = req();
+    r.ids = ids.data();
+    m->encode(r, out.data(), out.size());
+  });
+  expectError("negative id", "ids[0]", [&] {
+    auto ids = b.ids;
+    ids[0] = -1;
+    auto r = req();
+    r.ids = ids.data();
+    m->encode(r, out.data(), out.size());
+  });
+  expectError("token type out of range", "token_types[2]", [&] {
+    auto ty = b.types;
+    ty[2] = 2;
+    auto r = req();
+    r.token_types = ty.data();
+    m->encode(r, out.data(), out.size());
+  });
+  expectError("out_len wrong", "out_len", [&] { m->encode(req(), out.data(), out.size() - 1); });
+  expectError("unknown pooling bits", "pooling", [&] {
+    auto r = req();
+    r.pooling = 1u << 7;
+    m->encode(r, out.data(), out.size());
+  });
+  // Weights problems.
+  auto withSpec = [&](const std::function<void(std::vector<TensorSpec>&)>& edit) {
+    WeightsSource ws = tm.ws;
+    edit(ws.tensors);
+    return loadBert(tm.cfg, ws, o);
+  };
+  auto findSpec = [](std::vector<TensorSpec>& ts, const std::string& n) -> TensorSpec& {
+    for (auto& t : ts)
+      if (t.name == n) return t;
+    throw std::logic_error("no tensor " + n);
+  };
+  expectError("tensor span outside the file", "outside the file", [&] {
+    withSpec([&](std::vector<TensorSpec>& ts) { findSpec(ts, "encoder.layer.0.output.dense.bias").offset += 1u << 30; });
+  });
+  expectError("tensor offset overflow", "outside the file", [&] {
+    withSpec([&](std::vector<TensorSpec>& ts) {
+      auto& t = findSpec(ts, "embeddings.LayerNorm.bias");
+      t.offset = UINT64_MAX - 8;
+    });
+  });
+  expectError("nbytes != shape × dtype", "nbytes", [&] {
+    withSpec([&](std::vector<TensorSpec>& ts) { findSpec(ts, "embeddings.LayerNorm.bias").nbytes -= 4; });
+  });
+  expectError("negative dimension", "negative", [&] {
+    withSpec([&](std::vector<TensorSpec>& ts) { findSpec(ts, "embeddings.LayerNorm.bias").shape = {-32}; });
+  });
+  expectError("wrong shape", "tensor 'encoder.layer.0.attention.self.query.weight' in " + tm.ws.path +
+                                 ": expected shape [32, 32], got [16, 64]",
+              [&] {
+                withSpec([&](std::vector<TensorSpec>& ts) {
+                  findSpec(ts, "encoder.layer.0.attention.self.query.weight").shape = {16, 64};
+                });
+              });
+  expectError("missing tensor", "encoder.layer.0.intermediate.dense.weight", [&] {
+    withSpec([&](std::vector<TensorSpec>& ts) {
+      findSpec(ts, "encoder.layer.0.intermediate.dense.weight").name = "something.else";
+    });
+  });
+  expectError("missing file", "cannot open", [&] {
+    WeightsSource ws = tm.ws;
+    ws.path = "/nonexistent/kst/model.safetensors";
+    loadBert(tm.cfg, ws, o);
+  });
+  expectError("config hidden % heads", "num_attention_heads", [&] {
+    BertConfig c = tm.cfg;
+    c.num_attention_heads = 5;
+    loadBert(c, tm.ws, o);
+  });
+  expectError("config eps", "layer_norm_eps", [&] {
+    BertConfig c = tm.cfg;
+    c.layer_norm_eps = 0;
+    c.validate();
+  });
+  expectError("config vocab_size", "vocab_size", [&] {
+    BertConfig c = tm.cfg;
+    c.vocab_size = 0;
+    c.validate();
+  });
+  expectError("unknown isa", "Options.isa", [&] {
+    Options bad;
+    bad.isa = "neon";
+    loadBert(tm.cfg, tm.ws, bad);
+  });
+  expectError("negative threads", "threads", [&] {
+    Options bad;
+    bad.threads = -2;
+    loadBert(tm.cfg, tm.ws, bad);
+  });
+  // KST_ISA can only lower the level.
+  {
+    const char* old = std::getenv("KST_ISA");
+    std::string saved = old ? old : "";
+    setenv("KST_ISA", "scalar", 1);
+    Options a;
+    auto ms = loadBert(tm.cfg, tm.ws, a);
+    bool ok = ms->isa() == Isa::Scalar;
+    setenv("KST_ISA", "avx512", 1);
+    Options sc;
+    sc.isa = "scalar";
+    ok = ok && loadBert(tm.cfg, tm.ws, sc)->isa() == Isa::Scalar && effectiveIsa("auto") == detectIsa();
+    if (old) setenv("KST_ISA", saved.c_str(), 1); else unsetenv("KST_ISA");
+    report(ok, fmt("KST_ISA only lowers (detected %s)", isaName(detectIsa())), "");
+  }
+  std::remove(tm.ws.path.c_str());
+}
+
+// ---------------------------------------------------------------- bench (not a test)
+static double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+static void bench(int threads) {
+  ThreadPool pool(threads);
+  std::printf("GEMM y = x Wᵀ + b, %d threads (GFLOP/s, best of runs)\n", pool.size());
+  const int shapes[][3] = {{512, 768, 768}, {512, 3072, 768}, {512, 768, 3072}, {512, 2304, 768}, {16, 768, 768}};
+  for (auto& s : shapes) {
+    const int M = s[0], N = s[1], K = s[2];
+    auto x = rnd(size_t(M) * K), W = rnd(size_t(N) * K), b = rnd(N);
+    std::vector<float> y(size_t(M) * N);
+    std::string line = fmt("  M=%4d N=%4d K=%4d:", M, N, K);
+    for (int ii = 0; ii <= int(detectIsa()); ++ii) {
+      const Isa isa = Isa(ii);
+      PackedWeight pw;
+      pw.raw = W.data();
+      pw.N = N;
+      pw.K = K;
+      opsFor(isa).pack(pw);
+      double best = 1e9;
+      const int reps = isa == Isa::Scalar ? 1 : 8;
+      for (int r = 0; r < reps; ++r) {
+        double t0 = now();
+        opsFor(isa).gemm(x.data(), M, pw, b.data(), y.data(), &pool);
+        best = std::min(best, now() - t0);
+      }
+      line += fmt("  %s %.1f", isaName(isa), 2.0 * M * N * K / best * 1e-9);
+    }
+    std::printf("%s\n", line.c_str());
+  }
+  // Attention and a BERT-base-shaped layer stack (random weights) for a feel of end-to-end speed.
+  {
+    std::vector<int32_t> lens(16, 32);
+    int64_t T = 512;
+    std::vector<int64_t> offs;
+    for (int i = 0; i < 16; ++i) offs.push_back(i * 32);
+    auto qkv = rnd(size_t(T) * 3 * 768);
+    std::vector<float> out(size_t(T) * 768);
+    AlignedBuffer scratch(attentionScratchPerThread(128, 64) * pool.size());
+    std::string line = "attention 16×32 tokens, 12 heads × 64:";
+    for (int ii = 0; ii <= int(detectIsa()); ++ii) {
+      AttnArgs a;
+      a.q = qkv.data(); a.k = qkv.data() + 768; a.v = qkv.data() + 1536; a.ld_qkv = 2304;
+      a.out = out.data(); a.ld_out = 768; a.lengths = lens.data(); a.offsets = offs.data();
+      a.batch = 16; a.heads = 12; a.head_size = 64; a.max_len = 32; a.scale = 0.125f;
+      double best = 1e9;
+      for (int r = 0; r < 5; ++r) {
+        double t0 = now();
+        opsFor(Isa(ii)).attention(a, scratch.data(), &pool);
+        best = std::min(best, now() - t0);
+      }
+      line += fmt("  %s %.2f ms", isaName(Isa(ii)), best * 1e3);
+    }
+    std::printf("%s\n", line.c_str());
+  }
+  {
+    BertConfig c = tinyConfig(768, 12, 3072, 2, Activation::Gelu);
+    c.vocab_size = 1000;
+    c.max_position_embeddings = 512;
+    TinyModel tm = makeTiny("bench", c);
+    Batch b = makeBatch(c, std::vector<int32_t>(16, 32), false);
+    std::string line = "BERT-base shape, 2 layers, 16 × 32 tokens:";
+    for (int ii = 0; ii <= int(detectIsa()); ++ii) {
+      Options o;
+      o.isa = isaName(Isa(ii));
+      o.threads = threads;
+      auto m = loadBert(c, tm.ws, o);
+      double best = 1e9;
+      for (int r = 0; r < (ii ? 5 : 1); ++r) {
+        double t0 = now();
+        runModel(*m, b, POOL_MEAN, true, false);
+        best = std::min(best, now() - t0);
+      }
+      line += fmt("  %s %.1f ms", isaName(Isa(ii)), best * 1e3);
+    }
+    std::printf("%s\n", line.c_str());
+    std::remove(tm.ws.path.c_str());
+  }
+}
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--bench") {
+      int th = i + 1 < argc ? std::atoi(argv[i + 1]) : 2;
+      bench(th > 0 ? th : 2);
+      return 0;
+    }
+  std::printf("detected ISA: %s, cores: %d\n", isaName(detectIsa()), ThreadPool::availableCores());
+  ThreadPool pool2(2);
+  testPool(1);
+  testPool(2);
+  testPool(0);
+  testPoolingRef();
+
+  std::vector<Isa> isas = simdIsas();
+  isas.insert(isas.begin(), Isa::Scalar);  // the scalar table against ref.cpp (trivially equal, checks wiring)
+  for (Isa isa : isas) {
+    const int shapes[][3] = {{1, 1, 1},    {1, 7, 17},    {7, 17, 33},  {17, 33, 100}, {33, 100, 7},
+                             {5, 769, 64}, {100, 64, 769}, {13, 48, 1}, {64, 768, 768}, {6, 32, 256},
+                             {12, 96, 513}, {200, 40, 24}};
+    for (auto& s : shapes)
+      for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemm(isa, s[0], s[1], s[2], p, true);
+    testGemm(isa, 19, 35, 300, &pool2, false);
+    testGemm(isa, 517, 3072, 96, &pool2, true);
+    for (Activation act : {Activation::Gelu, Activation::GeluNew})
+      for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(17), size_t(33), size_t(4099), size_t(100000)})
+        testGelu(isa, act, n, n > 1000 ? &pool2 : nullptr);
+    for (int N : {1, 7, 16, 17, 64, 100, 768, 769})
+      for (int M : {1, 3, 17}) testLayerNorm(isa, M, N, M != 3, M == 17, M == 17 ? &pool2 : nullptr);
+    for (int HS : {16, 32, 64, 13, 8, 24}) {
+      testAttention(isa, {1}, 2, HS, nullptr);
+      testAttention(isa, {3, 17, 1, 40, 8}, 3, HS, &pool2);
+    }
+    testAttention(isa, {512}, 2, 64, &pool2);
+    testAttention(isa, {512, 1, 77}, 1, 32, nullptr);
+    testAttention(isa, {33, 100}, 4, 64, &pool2, 8.f);  // peaky softmax
+  }
+  testModels();
+  testErrors();
+  std::printf("%d passed, %d failed\n", g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}
