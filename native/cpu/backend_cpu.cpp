@@ -1,10 +1,61 @@
 // The CPU backend's op tables, one per instruction set. This is the only file that lists every op
 // (DESIGN rule 2); an op without a variant for an ISA uses the next lower one.
+#include <cstdlib>
+#include <new>
+
 #include "ops.h"
 #include "ref.h"
 
 namespace kst {
 namespace cpu {
+
+// ---- AVX2 + FMA (native/cpu/*_avx2.cpp)
+void pack_avx2(PackedWeight& w);
+void gemm_avx2(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
+void gelu_avx2(float* x, size_t n, Activation act, ThreadPool* pool);
+void add_layernorm_avx2(const float* x, const float* res, const float* gamma, const float* beta, float* y, int M,
+                        int N, float eps, ThreadPool* pool);
+void attention_avx2(const AttnArgs& a, float* scratch, ThreadPool* pool);
+// ---- AVX-512 F/BW/VL/DQ (native/cpu/*_avx512.cpp)
+void pack_avx512(PackedWeight& w);
+void gemm_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
+void gelu_avx512(float* x, size_t n, Activation act, ThreadPool* pool);
+
+void AlignedBuffer::resize(size_t n) {
+  if (n <= n_) return;
+  std::free(p_);
+  p_ = nullptr;
+  n_ = 0;
+  size_t bytes = ((n * sizeof(float)) + 63) & ~size_t(63);
+  void* q = nullptr;
+  if (posix_memalign(&q, 64, bytes ? bytes : 64) != 0) throw std::bad_alloc();
+  p_ = static_cast<float*>(q);
+  n_ = n;
+}
+
+float* packedAlloc(PackedWeight& w, size_t floats) {
+  w.packed.resize(floats);
+  w.pdata = w.packed.data();
+  return w.pdata;
+}
+
+namespace {
+struct RunCtx {
+  RangeFn fn;
+  void* ctx;
+};
+}  // namespace
+
+void parallelRun(ThreadPool* pool, int64_t n, int64_t grain, RangeFn fn, void* ctx) {
+  RunCtx rc{fn, ctx};
+  parallelFor(pool, n, grain, [&rc](int64_t b, int64_t e, int tid) { rc.fn(rc.ctx, b, e, tid); });
+}
+
+int poolThreads(const ThreadPool* pool) { return poolSize(pool); }
+
+size_t attentionScratchPerThread(int max_len, int head_size) {
+  return (static_cast<size_t>(max_len) + 16) * (static_cast<size_t>(head_size) + 2) + 64;
+}
 
 const Ops& opsFor(Isa isa) {
   static const Ops scalar = [] {
@@ -18,6 +69,34 @@ const Ops& opsFor(Isa isa) {
     o.attention = attention_ref;
     return o;
   }();
+#ifndef KST_NO_X86
+  static const Ops avx2 = [] {
+    Ops o = scalar;
+    o.isa = Isa::Avx2;
+    o.name = "avx2";
+    o.pack = pack_avx2;
+    o.gemm = gemm_avx2;
+    o.gelu = gelu_avx2;
+    o.add_layernorm = add_layernorm_avx2;
+    o.attention = attention_avx2;
+    return o;
+  }();
+  static const Ops avx512 = [] {
+    Ops o = avx2;
+    o.isa = Isa::Avx512;
+    o.name = "avx512";
+    o.pack = pack_avx512;
+    o.gemm = gemm_avx512;
+    o.gelu = gelu_avx512;
+    o.attention = attention_avx2;  // no AVX-512 variant yet
+    return o;
+  }();
+  switch (isa) {
+    case Isa::Avx512: return avx512;
+    case Isa::Avx2: return avx2;
+    default: break;
+  }
+#endif
   (void)isa;
   return scalar;
 }

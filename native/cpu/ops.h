@@ -28,18 +28,8 @@ class AlignedBuffer {
     std::swap(n_, o.n_);
     return *this;
   }
-  // Grows (never shrinks); contents are not preserved.
-  void resize(size_t n) {
-    if (n <= n_) return;
-    std::free(p_);
-    p_ = nullptr;
-    n_ = 0;
-    size_t bytes = ((n * sizeof(float)) + 63) & ~size_t(63);
-    void* q = nullptr;
-    if (posix_memalign(&q, 64, bytes ? bytes : 64) != 0) throw std::bad_alloc();
-    p_ = static_cast<float*>(q);
-    n_ = n;
-  }
+  // Grows (never shrinks); contents are not preserved. Out of line (backend_cpu.cpp).
+  void resize(size_t n);
   float* data() { return p_; }
   const float* data() const { return p_; }
   size_t size() const { return n_; }
@@ -56,7 +46,18 @@ struct PackedWeight {
   int N = 0, K = 0;
   int nr = 0;  // panel width of `packed`; 0 = not packed (the scalar path reads raw)
   AlignedBuffer packed;
+  float* pdata = nullptr;  // == packed.data() once packed
 };
+
+// ---- Helpers for the *_avx2.cpp / *_avx512.cpp files -------------------------------------------
+// Those files are compiled with wider instruction sets, so they must not instantiate inline or
+// template code that other files share (the linker keeps one copy of such code, possibly the AVX one,
+// which would then run on CPUs without AVX). They use only these out-of-line functions, plain
+// struct fields, intrinsics and helpers with internal linkage.
+float* packedAlloc(PackedWeight& w, size_t floats);  // (re)allocates w.packed, sets w.pdata
+using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end, int tid);
+void parallelRun(ThreadPool* pool, int64_t n, int64_t grain, RangeFn fn, void* ctx);
+int poolThreads(const ThreadPool* pool);
 
 // Attention over sequences packed end to end. q/k/v/out are [T, heads*head_size] with row strides
 // ld_qkv / ld_out (q, k and v may be column slices of one fused QKV buffer).
@@ -76,9 +77,7 @@ struct AttnArgs {
 };
 
 // Floats of scratch one thread needs for attention over sequences up to max_len tokens.
-inline size_t attentionScratchPerThread(int max_len, int head_size) {
-  return (static_cast<size_t>(max_len) + 16) * (static_cast<size_t>(head_size) + 2) + 64;
-}
+size_t attentionScratchPerThread(int max_len, int head_size);
 
 struct Ops {
   Isa isa = Isa::Scalar;
