@@ -1,0 +1,164 @@
+/**
+ * SentencePiece unigram segmentation (unigram_model.cc `Model::EncodeOptimized` + the unknown-piece merge of
+ * `SentencePieceProcessor::Encode`), and a tokenizers.js Unigram built from the same model for cross-checking.
+ *
+ * Why the Viterbi is written here rather than taken from tokenizers.js (`Unigram` / `TokenLattice`):
+ *  - sentencepiece accumulates path scores in float32 (`float best_path_score`, `float unk_score = min_score -
+ *    kUnkPenalty`), tokenizers.js in float64. Where two segmentations' scores are equal or differ by less than a
+ *    float32 rounding step, the two pick different paths (see `test/tokenizer.test.ts`, "float32 ties").
+ *  - tokenizers.js puts every vocab entry (incl. <unk>, <s>, </s> and UNUSED pieces) into its trie, and its
+ *    unknown-score uses the minimum over all scores; sentencepiece's trie holds only NORMAL/USER_DEFINED pieces
+ *    (UNUSED are skipped) and min_score is over NORMAL pieces. (The cross-check builder below works around this.)
+ *  - it is several times slower (it clones lattice nodes for every edge).
+ * The segmentation rules are otherwise the same: candidates are visited by start position then length, ties keep
+ * the earlier start (strict `>`), an unknown piece covers exactly one character and is added only where no
+ * one-character piece exists, and consecutive unknown pieces are merged into one.
+ */
+import { Tokenizer } from '@huggingface/tokenizers';
+import { ModelFormatError, PieceType, SpModelProto } from './protobuf';
+
+/** sentencepiece unigram_model.h: kUnkPenalty. */
+const UNK_PENALTY = 10.0;
+
+interface TrieNode {
+  next: Map<number, TrieNode>;
+  /** index into the model's pieces, or -1 */
+  id: number;
+}
+
+export interface UnigramPiece {
+  piece: string;
+  /** index in the SentencePiece model (not the KoBERT vocab id) */
+  id: number;
+  unknown: boolean;
+}
+
+export class SentencePieceUnigram {
+  private readonly root: TrieNode = { next: new Map(), id: -1 };
+  private readonly scores: Float32Array;
+  readonly unkId: number;
+  readonly unkScore: number;
+
+  constructor(
+    readonly model: SpModelProto,
+    file: string,
+  ) {
+    const { pieces } = model;
+    this.scores = new Float32Array(pieces.length);
+    let minScore = 3.4028234663852886e38; // FLT_MAX
+    let unk = -1;
+    pieces.forEach((p, i) => {
+      this.scores[i] = p.score;
+      if (p.type === PieceType.NORMAL) minScore = Math.min(minScore, p.score);
+      if (p.type === PieceType.UNKNOWN) unk = i;
+      if (p.type === PieceType.USER_DEFINED) {
+        throw new ModelFormatError(file, `ModelProto.pieces[${i}].type`, 'USER_DEFINED pieces are not supported');
+      }
+      // NORMAL pieces go into the trie; UNUSED are skipped by the encoder; CONTROL/UNKNOWN/BYTE never match text.
+      if (p.type !== PieceType.NORMAL) return;
+      let node = this.root;
+      for (const ch of p.piece) {
+        const cp = ch.codePointAt(0)!;
+        let child = node.next.get(cp);
+        if (child === undefined) {
+          child = { next: new Map(), id: -1 };
+          node.next.set(cp, child);
+        }
+        node = child;
+      }
+      node.id = i;
+    });
+    this.unkId = unk;
+    this.unkScore = Math.fround(Math.fround(minScore) - UNK_PENALTY);
+  }
+
+  /** Segment an already normalised string (e.g. "▁한국어"). Pieces are substrings of the input. */
+  encode(normalized: string): UnigramPiece[] {
+    const cps: number[] = [];
+    const offs: number[] = []; // UTF-16 offset of each code point, plus the end
+    for (let i = 0; i < normalized.length; ) {
+      const cp = normalized.codePointAt(i)!;
+      cps.push(cp);
+      offs.push(i);
+      i += cp > 0xffff ? 2 : 1;
+    }
+    offs.push(normalized.length);
+    const n = cps.length;
+    if (n === 0) return [];
+    const best = new Float32Array(n + 1);
+    const startsAt = new Int32Array(n + 1).fill(-1);
+    const ids = new Int32Array(n + 1);
+    const scores = this.scores;
+    for (let start = 0; start < n; start++) {
+      const till = best[start];
+      let node: TrieNode | undefined = this.root;
+      let hasSingle = false;
+      for (let k = start; k < n; k++) {
+        node = node.next.get(cps[k]);
+        if (node === undefined) break;
+        if (node.id >= 0) {
+          const target = k + 1;
+          const cand = Math.fround(scores[node.id] + till);
+          if (startsAt[target] === -1 || cand > best[target]) {
+            best[target] = cand;
+            startsAt[target] = start;
+            ids[target] = node.id;
+          }
+          if (target - start === 1) hasSingle = true;
+        }
+      }
+      if (!hasSingle) {
+        const target = start + 1;
+        const cand = Math.fround(this.unkScore + till);
+        if (startsAt[target] === -1 || cand > best[target]) {
+          best[target] = cand;
+          startsAt[target] = start;
+          ids[target] = this.unkId;
+        }
+      }
+    }
+    const rev: Array<[number, number, number]> = [];
+    for (let end = n; end > 0; ) {
+      const s = startsAt[end];
+      rev.push([s, end, ids[end]]);
+      end = s;
+    }
+    const out: UnigramPiece[] = [];
+    let prevUnk = false;
+    for (let i = rev.length - 1; i >= 0; i--) {
+      const [s, e, id] = rev[i];
+      const piece = normalized.slice(offs[s], offs[e]);
+      const unknown = id === this.unkId;
+      if (unknown && prevUnk) out[out.length - 1].piece += piece;
+      else out.push({ piece, id, unknown });
+      prevUnk = unknown;
+    }
+    return out;
+  }
+}
+
+/**
+ * A tokenizers.js Tokenizer with the model's Unigram (no normaliser, no pre-tokenizer: feed it text already
+ * normalised by `SentencePieceNormalizer`). Only NORMAL pieces are given to it, plus the unknown piece renamed to a
+ * lone surrogate so that it can never match text (tokenizers.js would otherwise match "<unk>", "<s>", "</s>"
+ * literally and, for "<unk>", drop the unknown characters that follow in its fuse_unk step).
+ * Used by the tests to cross-check the float32 Viterbi above; not used for encoding.
+ */
+export function buildTokenizersJsUnigram(model: SpModelProto): Tokenizer {
+  const normal = model.pieces.filter((p) => p.type === PieceType.NORMAL);
+  const minScore = Math.min(...normal.map((p) => p.score));
+  const vocab: Array<[string, number]> = [['\ud800', minScore]];
+  for (const p of normal) vocab.push([p.piece, p.score]);
+  const json = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [],
+    normalizer: null,
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: false },
+    model: { type: 'Unigram', unk_id: 0, vocab, byte_fallback: false },
+  };
+  return new Tokenizer(json as never, {} as never);
+}
