@@ -54,7 +54,9 @@ void parallelRun(ThreadPool* pool, int64_t n, int64_t grain, RangeFn fn, void* c
 int poolThreads(const ThreadPool* pool) { return poolSize(pool); }
 
 size_t attentionScratchPerThread(int max_len, int head_size) {
-  return (static_cast<size_t>(max_len) + 16) * (static_cast<size_t>(head_size) + 2) + 64;
+  // A multiple of 16 floats so every thread's slice of a 64-byte aligned buffer stays aligned.
+  const size_t n = (static_cast<size_t>(max_len) + 16) * (static_cast<size_t>(head_size) + 2) + 64;
+  return (n + 15) & ~size_t(15);
 }
 
 const Ops& opsFor(Isa isa) {
