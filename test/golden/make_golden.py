@@ -311,13 +311,21 @@ def kobert_config(dims: dict) -> BertConfig:
     )
 
 
-def randomize_(model: torch.nn.Module, seed: int) -> None:
+def randomize_(model: torch.nn.Module, seed: int, fan_in_ref: int | None = None) -> None:
     """Large random weights so every op leaves a mark on the output.
 
     Linear/Embedding weights ~ N(0, 0.2); biases ~ N(0, 0.1); LayerNorm weight ~ U(0.9, 1.1),
     LayerNorm bias ~ U(-0.1, 0.1). Parameters are visited in named_parameters() order with one generator.
     The [PAD] embedding row is random too (it is never attended to or pooled).
+
+    fan_in_ref (base model only): Linear weights get std 0.2 * sqrt(fan_in_ref / fan_in) instead, i.e. the
+    tiny model's per-unit scale. With a flat 0.2 at H=768 the attention scores have std ~30 (one-hot softmax)
+    and the 12-layer model collapses: every token's output is the same to ~2e-6, so mean/cls/max pooling agree
+    and positions/attention stop mattering. Fan-in scaling alone still collapses (tokens equal to ~1e-4 after
+    12 layers), so the two residual-branch projections (attention.output.dense, output.dense) get a further
+    x0.25; then tokens stay distinct through all 12 layers. Embedding tables keep std 0.2 (a LayerNorm follows).
     """
+    linear_fan_in = {n + ".weight": m.in_features for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -328,14 +336,20 @@ def randomize_(model: torch.nn.Module, seed: int) -> None:
             elif name.endswith(".bias"):
                 v = torch.randn(p.shape, generator=g) * 0.1
             else:
-                v = torch.randn(p.shape, generator=g) * 0.2
+                std = 0.2
+                if fan_in_ref is not None and name in linear_fan_in:
+                    std = 0.2 * (fan_in_ref / linear_fan_in[name]) ** 0.5
+                    if name.endswith("output.dense.weight"):
+                        std *= 0.25  # residual branches (attention out, FFN out): keeps 12 layers from collapsing
+                v = torch.randn(p.shape, generator=g) * std
             p.copy_(v.to(p.dtype))
 
 
-def build_and_save(out_dir: str, dims: dict, seed: int, tokenizer: KoBertTokenizer, max_seq_length: int = 128):
+def build_and_save(out_dir: str, dims: dict, seed: int, tokenizer: KoBertTokenizer, max_seq_length: int = 128,
+                   fan_in_ref: int | None = None):
     config = kobert_config(dims)
     bert = BertModel(config, add_pooling_layer=True)
-    randomize_(bert, seed)
+    randomize_(bert, seed, fan_in_ref)
     bert.eval()
     module = KoBertTransformer(max_seq_length=max_seq_length, do_lower_case=False, bert_model=bert, tokenizer=tokenizer)
     pooling = Pooling(dims["hidden_size"], pooling_mode="mean")
@@ -565,7 +579,7 @@ def generate_tiny(fixtures: str, data_dir: str, seed: int) -> dict:
 def generate_base(data_dir: str, seed: int) -> None:
     tokenizer = make_tokenizer(data_dir)
     model_dir = os.path.join(HERE, "models", "kobert-base")
-    build_and_save(model_dir, BASE, seed + 1, tokenizer)
+    build_and_save(model_dir, BASE, seed + 1, tokenizer, fan_in_ref=TINY["hidden_size"])
     st = load_st(model_dir)
     _, per_file = load_kornlu(data_dir)
     sentences = per_file["KorSTS/sts-test.tsv"][:256]
@@ -582,7 +596,11 @@ def generate_base(data_dir: str, seed: int) -> None:
         "sentences": sentences,
         "tokenIds": [kt.tokenize([s])["input_ids"][0].tolist() for s in sentences],
         "embeddings": {k: f32_list(v) for k, v in embs.items()},
+        "init": "Linear weights N(0, 0.2*sqrt(64/fan_in)), x0.25 for attention.output.dense and output.dense, embeddings N(0, 0.2), biases N(0, 0.1), LN U(0.9,1.1)/U(-0.1,0.1)",
     }
+    diff = float(np.abs(embs["mean"] - embs["cls"]).max())
+    print(f"base: max |mean - cls| = {diff:.4g} (a collapsed model gives ~1e-6)")
+    assert diff > 0.1, "base model collapsed"
     dump_json(fixture, os.path.join(HERE, "out", "kobert-base-embeddings.json.gz"))
     print("base model:", model_dir, "embeddings: test/golden/out/kobert-base-embeddings.json.gz")
 
