@@ -99,7 +99,8 @@ export function pyJoinSplit(s: string): string {
 /**
  * `unicodedata.normalize("NFKD", s)` with Python's Unicode version.
  *
- * Node's ICU implements a newer Unicode (Node 20: Unicode 15+, here 17) than Python 3.11 (14.0). By Unicode's
+ * Node's ICU implements a newer Unicode (Node 20.20 ships ICU 78 = Unicode 17) than Python 3.11 (14.0); e.g.
+ * U+1E030 (new in 15.0) has a compatibility decomposition in Node but is unassigned, so unchanged, in Python. By Unicode's
  * normalization stability policy, decompositions and combining classes of characters assigned in 14.0 never
  * change, so the only difference is characters unassigned in 14.0 that newer versions decompose or give a
  * non-zero combining class: Python leaves them alone and treats them as starters. Cutting the string at every such
