@@ -226,7 +226,9 @@ export class SentenceTransformer {
         for (let b = 0; b < idx.length; b++) {
           const rows = tokenOutput ? lengths[b] : 1;
           // Views into the batch's output buffer (no copy); each sentence gets its own window.
-          const v = out.subarray(row * dim, (row + rows) * dim);
+          // A view built with this realm's Float32Array (the addon's arrays belong to Node's main realm,
+          // which differs under jest / vm contexts), sharing the batch's output buffer: no copy.
+          const v = new Float32Array(out.buffer, out.byteOffset + row * dim * 4, rows * dim);
           if (blockOrder) {
             // The core concatenates modes as cls, max, mean, mean_sqrt_len; reorder to the configured order.
             const r = new Float32Array(dim);

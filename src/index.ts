@@ -1,0 +1,17 @@
+/** ko-sentence-transformers: Korean sentence embeddings for Node.js with a native C++ core. */
+import * as util from './util';
+
+export { SentenceTransformer } from './sentence-transformer';
+export type { EncodeOptions, LoadOptions, SentenceTransformerModule } from './sentence-transformer';
+export { KoBertTransformer } from './models/transformer';
+export type { KoBertTransformerOptions } from './models/transformer';
+export { Pooling } from './models/pooling';
+export type { PoolingOptions, PoolingModeName } from './models/pooling';
+export { Normalize } from './models/normalize';
+export { KoBertTokenizer } from './tokenizers';
+export { readSafetensors, readSafetensorsSync } from './io/safetensors';
+export type { SafetensorsFile, TensorInfo, Dtype } from './io/safetensors';
+export { detectIsa, loadBinding } from './binding';
+export type { NativeModel, NativeModelInfo, NativeEncodeOptions, NativeBertConfig, NativeTensorSpec, NativeIsa } from './binding';
+export { util };
+export { cosSim, dotScore, semanticSearch } from './util';
