@@ -20,6 +20,7 @@ void attention_avx2(const AttnArgs& a, float* scratch, ThreadPool* pool);
 void pack_avx512(PackedWeight& w);
 void gemm_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
 void gelu_avx512(float* x, size_t n, Activation act, ThreadPool* pool);
+void attention_avx512(const AttnArgs& a, float* scratch, ThreadPool* pool);
 
 void AlignedBuffer::resize(size_t n) {
   if (n <= n_) return;
@@ -90,7 +91,7 @@ const Ops& opsFor(Isa isa) {
     o.pack = pack_avx512;
     o.gemm = gemm_avx512;
     o.gelu = gelu_avx512;
-    o.attention = attention_avx2;  // no AVX-512 variant yet
+    o.attention = attention_avx512;
     return o;
   }();
   switch (isa) {
