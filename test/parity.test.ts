@@ -153,3 +153,25 @@ describe.each(isas)('isa %s', (isa) => {
     compare(`${isa}→${word.info().isa} meanNormalized b7`, got, golden.embeddings.meanNormalized);
   });
 });
+
+// The 12-layer 768-wide random model (`make_golden.py --base`, gitignored): checked when it has been generated.
+const BASE_DIR = path.join(ROOT, 'test/golden/models/kobert-base');
+const BASE_FIXTURE = path.join(ROOT, 'test/golden/out/kobert-base-embeddings.json.gz');
+const haveBase = fs.existsSync(BASE_DIR) && fs.existsSync(BASE_FIXTURE);
+(haveBase ? describe : describe.skip)('kobert-base (12 x 768, generated locally)', () => {
+  test('mean / cls / max equal Python', async () => {
+    const g: Golden = JSON.parse(zlib.gunzipSync(fs.readFileSync(BASE_FIXTURE)).toString('utf8'));
+    const model = await SentenceTransformer.load(BASE_DIR);
+    try {
+      expect(model.tokenize(g.sentences)).toEqual(g.tokenIds);
+      const word = model.modules[0] as KoBertTransformer;
+      for (const mode of ['mean', 'cls', 'max'] as const) {
+        if (!g.embeddings[mode]) continue;
+        const st = new SentenceTransformer({ modules: [word, new Pooling(word.getWordEmbeddingDimension(), { mode })] });
+        compare(`base ${word.info().isa} ${mode} b32`, await st.encode(g.sentences), g.embeddings[mode]);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+});
