@@ -114,10 +114,11 @@ export function loadBinding(): NativeBinding {
     cached = nodeGypBuild(root) as NativeBinding;
     return cached;
   } catch (err) {
+    const base = process.env.KO_SENTENCE_TRANSFORMERS_PREBUILD || root;
     const tried = [
-      path.join(root, 'build', 'Release', 'kst.node'),
-      path.join(root, 'build', 'Debug', 'kst.node'),
-      path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, '*.node'),
+      path.join(base, 'build', 'Release', 'kst.node'),
+      path.join(base, 'build', 'Debug', 'kst.node'),
+      path.join(base, 'prebuilds', `${process.platform}-${process.arch}`, '*.node'),
     ];
     const msg = [
       `${PACKAGE_NAME}: could not load the native addon (kst.node).`,

@@ -291,3 +291,39 @@ describe('several addon instances', () => {
     expect(Array.from(c)).toEqual(expected);
   });
 });
+
+describe('loading the addon', () => {
+  test('a missing binary gives one error listing platform, what was tried and the fixes', () => {
+    const empty = tmpDir('kst-nobuild-');
+    const saved = process.env.KO_SENTENCE_TRANSFORMERS_PREBUILD;
+    process.env.KO_SENTENCE_TRANSFORMERS_PREBUILD = empty;
+    try {
+      jest.isolateModules(() => {
+        // eslint-disable-next-line @typescript-eslint/no-var-requires
+        const fresh = require('../src/binding') as typeof import('../src/binding');
+        let msg = '';
+        try {
+          fresh.loadBinding();
+        } catch (e) {
+          msg = (e as Error).message;
+        }
+        expect(msg).toContain('could not load the native addon');
+        expect(msg).toContain(`platform=${process.platform} arch=${process.arch}`);
+        expect(msg).toContain(`abi=${process.versions.modules}`);
+        expect(msg).toContain('tried:');
+        expect(msg).toContain('npm run build:native');
+        expect(msg).toMatch(/cmake.*C\+\+17/);
+      });
+    } finally {
+      if (saved === undefined) delete process.env.KO_SENTENCE_TRANSFORMERS_PREBUILD;
+      else process.env.KO_SENTENCE_TRANSFORMERS_PREBUILD = saved;
+      fs.rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  test('the package root is found by walking up from src/', () => {
+    const { findPackageRoot } = require('../src/binding') as typeof import('../src/binding');
+    expect(findPackageRoot()).toBe(path.resolve(__dirname, '..'));
+    expect(() => findPackageRoot('/')).toThrow(/cannot find the ko-sentence-transformers package root/);
+  });
+});
