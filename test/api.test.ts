@@ -366,6 +366,12 @@ describe('encode()', () => {
     });
   });
 
+  test('concurrent encode() calls on one model all resolve to the sequential results', async () => {
+    const expected = await model.encode(SENTENCES, { batchSize: 2 });
+    const runs = await Promise.all(Array.from({ length: 6 }, (_, k) => model.encode(SENTENCES, { batchSize: 1 + (k % 3) })));
+    for (const r of runs) r.forEach((v, i) => expect(Array.from(v)).toEqual(Array.from(expected[i])));
+  });
+
   test('showProgressBar works', async () => {
     const out = await model.encode(SENTENCES, { showProgressBar: true, batchSize: 2 });
     expect(out).toHaveLength(SENTENCES.length);

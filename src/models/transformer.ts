@@ -121,10 +121,25 @@ export class KoBertTransformer {
     });
   }
 
-  /** Runs the core on packed ids (see NativeModel.encode). */
+  /**
+   * Runs the core on packed ids (see NativeModel.encode). Calls on one model are queued here, one native run
+   * at a time: the core serialises runs on a model anyway, and queueing in JS keeps concurrent callers from
+   * parking several libuv pool threads on the model's lock (which would stall fs and dns work).
+   */
   encodeIds(ids: Int32Array, lengths: Int32Array, options: NativeEncodeOptions): Promise<Float32Array> {
-    return this.native.encode(ids, lengths, options);
+    const run = (): Promise<Float32Array> => this.native.encode(ids, lengths, options);
+    // Nothing pending: submit now (so a run started before dispose() still completes).
+    const p = this.pending === 0 ? run() : this.tail.then(run);
+    this.pending++;
+    const done = (): void => {
+      this.pending--;
+    };
+    this.tail = p.then(done, done);
+    return p;
   }
+
+  private pending = 0;
+  private tail: Promise<void> = Promise.resolve();
 
   info(): NativeModelInfo {
     return this.native.info();
