@@ -74,7 +74,7 @@ const isas: string[] = ['auto', 'scalar'];
 if (best === 'avx512') isas.push('avx2');
 
 afterAll(() => {
-  const rows = [...seen.entries()].map(([k, v]) => `  ${k.padEnd(40)} max abs ${v.maxAbs.toExponential(3)}  min cos ${v.minCos.toFixed(8)}`);
+  const rows = [...seen.entries()].map(([k, v]) => `  ${k.padEnd(40)} max abs ${v.maxAbs.toExponential(3)}  min cos ${v.minCos.toFixed(10)} (1 - cos = ${(1 - v.minCos).toExponential(2)})`);
   console.log(`parity vs Python sentence-transformers (${golden.sentences.length} sentences, detected ISA ${best}):\n${rows.join('\n')}`);
 });
 
