@@ -1,9 +1,10 @@
 /**
  * The ONE place that loads the native addon (DESIGN rule 6). Everything else imports from here.
  *
- * The addon is found with node-gyp-build from the package root: build/Release/kst.node (built by
- * `npm run build:native`), build/Debug, then prebuilds/<platform>-<arch>/. Setting
- * KO_SENTENCE_TRANSFORMERS_PREBUILD=<dir> makes node-gyp-build look in <dir> instead of the root.
+ * Looked for from the package root: first the prebuilt binary prebuilds/<platform>-<arch>/*.node (made by
+ * `npm run prebuild`, picked with node-gyp-build's naming rules), then a local cmake-js build
+ * (build/Release/kst.node from `npm run build:native`, build/Debug). See addonCandidates for the one
+ * exception in a source checkout. KO_SENTENCE_TRANSFORMERS_PREBUILD=<dir> looks in <dir> instead of the root.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -100,46 +101,128 @@ export function findPackageRoot(start: string = __dirname): string {
 }
 
 let cached: NativeBinding | undefined;
+let cachedPath: string | undefined;
+
+/** The file the addon was loaded from (loads it if needed). */
+export function loadedAddonPath(): string {
+  loadBinding();
+  return cachedPath as string;
+}
+
+interface NodeGypBuild {
+  (dir: string): unknown;
+  path(dir: string): string;
+  parseTuple(name: string): { name: string; platform: string; architectures: string[] } | undefined;
+  matchTuple(platform: string, arch: string): (t: unknown) => boolean;
+  compareTuples(a: unknown, b: unknown): number;
+  parseTags(file: string): { file: string } | undefined;
+  matchTags(runtime: string, abi: string): (t: unknown) => boolean;
+  compareTags(runtime: string): (a: unknown, b: unknown) => number;
+}
+
+function readdir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The prebuilt binary for this platform, chosen by node-gyp-build's own naming rules
+ * (prebuilds/<platform>-<arch>[+<arch>]/<name>[.napi|.abiNN][.glibc|.musl]...node).
+ */
+export function findPrebuild(root: string, ngb: NodeGypBuild): string | undefined {
+  const runtime = process.versions.electron ? 'electron' : 'node';
+  const tuples = readdir(path.join(root, 'prebuilds')).map((n) => ngb.parseTuple(n));
+  const tuple = tuples.filter(ngb.matchTuple(process.platform, process.arch)).sort(ngb.compareTuples)[0];
+  if (!tuple) return undefined;
+  const dir = path.join(root, 'prebuilds', tuple.name);
+  const tags = readdir(dir).map((f) => ngb.parseTags(f));
+  const winner = tags.filter(ngb.matchTags(runtime, process.versions.modules)).sort(ngb.compareTags(runtime))[0];
+  return winner ? path.join(dir, winner.file) : undefined;
+}
+
+/**
+ * Where the addon is looked for, in order. An installed package has only prebuilds/: the prebuilt binary
+ * comes first, a local cmake-js build (build/Release, build/Debug) is the fallback. In a source checkout
+ * (CMakeLists.txt and native/ beside package.json) a local build that is newer than the prebuild goes first,
+ * so `npm run build:native` after editing the C++ is never shadowed by an older `npm run prebuild`.
+ */
+export function addonCandidates(root: string, ngb: NodeGypBuild): string[] {
+  const local = ['Release', 'Debug']
+    .map((cfg) => {
+      const dir = path.join(root, 'build', cfg);
+      const f = readdir(dir).find((n) => n.endsWith('.node'));
+      return f ? path.join(dir, f) : undefined;
+    })
+    .filter((p): p is string => p !== undefined);
+  const prebuild = findPrebuild(root, ngb);
+  if (!prebuild) return local;
+  const mtime = (p: string) => fs.statSync(p).mtimeMs;
+  const checkout = fs.existsSync(path.join(root, 'CMakeLists.txt')) && fs.existsSync(path.join(root, 'native'));
+  if (checkout && local.length > 0 && mtime(local[0]) > mtime(prebuild)) return [local[0], prebuild, ...local.slice(1)];
+  return [prebuild, ...local];
+}
 
 /** Loads the addon once (per JS realm / worker thread) and returns it. */
 export function loadBinding(): NativeBinding {
   if (cached) return cached;
   let root = '(not found)';
-  let resolved = '(not resolved)';
+  const tried: string[] = [];
+  let lastErr: unknown;
+  let outerErr: unknown;
+  const override = process.env.KO_SENTENCE_TRANSFORMERS_PREBUILD;
   try {
     root = findPackageRoot();
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const nodeGypBuild = require('node-gyp-build') as { (dir: string): unknown; path(dir: string): string };
-    resolved = nodeGypBuild.path(root);
-    cached = nodeGypBuild(root) as NativeBinding;
-    return cached;
+    const ngb = require('node-gyp-build') as NodeGypBuild;
+    // KO_SENTENCE_TRANSFORMERS_PREBUILD=<dir> (node-gyp-build's own override) replaces the package root.
+    const candidates = addonCandidates(override || root, ngb);
+    for (const file of candidates) {
+      try {
+        // eslint-disable-next-line @typescript-eslint/no-var-requires
+        cached = require(file) as NativeBinding;
+        cachedPath = file;
+        return cached;
+      } catch (err) {
+        tried.push(`${file} (${((err as Error).message || String(err)).split('\n')[0]})`);
+        lastErr = err;
+      }
+    }
   } catch (err) {
-    const base = process.env.KO_SENTENCE_TRANSFORMERS_PREBUILD || root;
-    const tried = [
-      path.join(base, 'build', 'Release', 'kst.node'),
-      path.join(base, 'build', 'Debug', 'kst.node'),
-      path.join(base, 'prebuilds', `${process.platform}-${process.arch}`, '*.node'),
-    ];
-    const msg = [
-      `${PACKAGE_NAME}: could not load the native addon (kst.node).`,
-      `  platform=${process.platform} arch=${process.arch} node=${process.versions.node} ` +
-        `abi=${process.versions.modules} napi=${process.versions.napi}`,
-      `  package root: ${root}`,
-      `  resolved: ${resolved}`,
-      `  tried: ${tried.join(', ')}` +
-        (process.env.KO_SENTENCE_TRANSFORMERS_PREBUILD
-          ? ` (KO_SENTENCE_TRANSFORMERS_PREBUILD=${process.env.KO_SENTENCE_TRANSFORMERS_PREBUILD})`
-          : ''),
-      `  cause: ${(err as Error).message.trim()}`,
-      'Fixes:',
-      `  - build it from source: run \`npm run build:native\` in ${root} (needs cmake >= 3.18 and a C++17 compiler: g++ >= 8 or clang >= 7)`,
-      '  - or reinstall the package so a prebuilt binary for this platform is picked up',
-      '  - if it was built for another Node/arch, delete build/ and rebuild',
-    ].join('\n');
-    const e = new Error(msg) as Error & { cause?: unknown };
-    e.cause = err;
-    throw e;
+    outerErr = err;
+    lastErr = err;
   }
+  const base = override || root;
+  if (tried.length === 0) {
+    tried.push(
+      `${path.join(base, 'prebuilds', `${process.platform}-${process.arch}`, '*.node')} (none for this platform)`,
+      `${path.join(base, 'build', 'Release', 'kst.node')} (not built)`,
+      `${path.join(base, 'build', 'Debug', 'kst.node')} (not built)`,
+    );
+  }
+  const msg = [
+    `${PACKAGE_NAME}: could not load the native addon (kst.node).`,
+    `  platform=${process.platform} arch=${process.arch} node=${process.versions.node} ` +
+      `abi=${process.versions.modules} napi=${process.versions.napi}`,
+    `  package root: ${root}` + (override ? ` (KO_SENTENCE_TRANSFORMERS_PREBUILD=${override})` : ''),
+    `  tried: ${tried.join('; ')}`,
+    ...(outerErr ? [`  cause: ${String((outerErr as Error).message ?? outerErr).trim()}`] : []),
+    'Fixes:',
+    ...(root !== '(not found)' && fs.existsSync(path.join(root, 'CMakeLists.txt'))
+      ? [
+          `  - build it: run \`npm run build:native\` (or \`npm run prebuild\`) in ${root} (needs cmake >= 3.18 and a C++17 compiler: g++ >= 8 or clang >= 7)`,
+          '  - if a local build was made for another Node/arch, delete build/ and rebuild',
+        ]
+      : [
+          `  - prebuilt binaries ship for linux-x64 (glibc, any x86-64 CPU, Node >= 18): on that platform reinstall ${PACKAGE_NAME} so its prebuilds/ folder is complete (a bundler must copy prebuilds/ along with the JS)`,
+          `  - elsewhere build from source: clone the repository, run \`npm ci && npm run build:native\` there (needs cmake >= 3.18 and a C++17 compiler: g++ >= 8 or clang >= 7), and set KO_SENTENCE_TRANSFORMERS_PREBUILD=<that folder>`,
+        ]),
+  ].join('\n');
+  const e = new Error(msg) as Error & { cause?: unknown };
+  e.cause = lastErr;
+  throw e;
 }
 
 /** The best instruction set the CPU supports, as the core detects it (cpuid). */

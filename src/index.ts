@@ -15,3 +15,5 @@ export { detectIsa, loadBinding } from './binding';
 export type { NativeModel, NativeModelInfo, NativeEncodeOptions, NativeBertConfig, NativeTensorSpec, NativeIsa } from './binding';
 export { util };
 export { cosSim, dotScore, semanticSearch } from './util';
+export { evaluateSts, readKorSts, formatStsResult, stsTableRow, pearson, spearman, STS_TABLE_HEADERS } from './evaluation';
+export type { StsPair, StsData, StsResult, CorrelationFigures, SimilarityName, EvaluateStsOptions, StsEncoder } from './evaluation';
