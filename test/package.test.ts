@@ -15,6 +15,7 @@ import * as path from 'path';
 import { spawnSync, SpawnSyncReturns } from 'child_process';
 
 import { addonCandidates } from '../src/binding';
+import { defaultModelDir } from '../src/cli';
 
 const ROOT = path.resolve(__dirname, '..');
 const FIXTURE_MODEL = path.join(ROOT, 'test', 'fixtures', 'kobert-tiny');
@@ -167,6 +168,28 @@ describeIfNpm('npm pack → offline install with no build tools → require, imp
     // weights/: model folders only, no training scripts.
     expect(files.filter((f) => f.startsWith('weights/') && /\.(py|sh|ipynb)$/.test(f))).toEqual([]);
     expect(packedSize).toBeLessThanOrEqual(40 * 1024 * 1024);
+  });
+
+  test('the default model the checkout has (weights/) is in the tarball, complete', () => {
+    const dir = defaultModelDir(ROOT);
+    if (dir === undefined) {
+      console.log('package: no default model in weights/ yet, so none is packed (the tests pass the fixture model explicitly)');
+      expect(files.filter((f) => f.startsWith('weights/'))).toEqual([]);
+      return;
+    }
+    const rel = path.relative(ROOT, dir).split(path.sep).join('/');
+    const want: string[] = [];
+    const walk = (d: string): void => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else want.push(path.relative(ROOT, p).split(path.sep).join('/'));
+      }
+    };
+    walk(dir);
+    // package.json "files" must name this folder (weights/<model>), or the package ships without its default.
+    for (const f of want) expect(files).toContain(f);
+    expect(files).toContain(`${rel}/modules.json`);
   });
 
   test('installed with no build tools: require() loads the prebuilt addon and embeds two sentences', () => {
