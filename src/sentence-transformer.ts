@@ -8,12 +8,17 @@ import * as path from 'path';
 import { SingleBar, Presets } from 'cli-progress';
 
 import { findPackageRoot } from './binding';
+import { isHubId, resolveModelDir } from './io/hub';
 import { KoBertTransformer, KoBertTransformerOptions } from './models/transformer';
+import { Transformer } from './models/hf-transformer';
+import { Dense } from './models/dense';
 import { Normalize } from './models/normalize';
 import { Pooling } from './models/pooling';
 import { readJsonFile } from './models/config';
 
-export type SentenceTransformerModule = KoBertTransformer | Pooling | Normalize;
+/** The first module: KoBERT (SentencePiece + vocab.txt) or any HF encoder with its tokenizer. */
+export type WordEmbeddingModule = KoBertTransformer | Transformer;
+export type SentenceTransformerModule = WordEmbeddingModule | Pooling | Dense | Normalize;
 
 export interface EncodeOptions {
   batchSize?: number;
@@ -23,7 +28,12 @@ export interface EncodeOptions {
   outputValue?: 'sentence_embedding' | 'token_embeddings';
 }
 
-export type LoadOptions = KoBertTransformerOptions;
+export type LoadOptions = KoBertTransformerOptions & {
+  /** Hub ids only: the revision (branch, tag or commit) to take from the local Hugging Face cache (default "main"). */
+  revision?: string;
+  /** Hub ids only: the Hugging Face hub cache folder (default HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub). */
+  cacheDir?: string;
+};
 
 /**
  * Module kinds by the class name at the end of modules.json's "type", for the sentence-transformers
@@ -31,12 +41,13 @@ export type LoadOptions = KoBertTransformerOptions;
  * modules.pooling.Pooling`, `sentence_transformers.base.modules.normalize.Normalize`, ...) and the seed's
  * `ko_sentence_transformers.models.KoBertTransformer`.
  */
-type ModuleKind = 'transformer' | 'pooling' | 'normalize';
+type ModuleKind = 'transformer' | 'pooling' | 'normalize' | 'dense';
 const MODULE_CLASSES: Record<string, ModuleKind> = {
   Transformer: 'transformer',
   KoBertTransformer: 'transformer',
   Pooling: 'pooling',
   Normalize: 'normalize',
+  Dense: 'dense',
 };
 
 export function moduleKind(type: string): ModuleKind | undefined {
@@ -78,29 +89,44 @@ function safeSubdir(root: string, rel: string, file: string): string {
 
 export class SentenceTransformer {
   readonly modules: SentenceTransformerModule[];
-  private readonly word: KoBertTransformer;
+  private readonly word: WordEmbeddingModule;
   private readonly pooling: Pooling;
+  private readonly dense: Dense[];
   private readonly normalizeModule: boolean;
 
   constructor({ modules }: { modules: SentenceTransformerModule[] }) {
     if (!Array.isArray(modules) || modules.length < 2) {
-      throw new Error('SentenceTransformer: modules must be [wordEmbeddingModel, Pooling, (Normalize)]');
+      throw new Error('SentenceTransformer: modules must be [wordEmbeddingModel, Pooling, (Dense...), (Normalize)]');
     }
     const [word, pooling, ...rest] = modules;
-    if (!(word instanceof KoBertTransformer)) throw new Error('SentenceTransformer: modules[0] must be a KoBertTransformer');
+    if (!(word instanceof KoBertTransformer) && !(word instanceof Transformer)) {
+      throw new Error('SentenceTransformer: modules[0] must be a Transformer or KoBertTransformer');
+    }
     if (!(pooling instanceof Pooling)) throw new Error('SentenceTransformer: modules[1] must be a Pooling module');
     if (pooling.wordEmbeddingDimension !== word.getWordEmbeddingDimension()) {
       throw new Error(
         `SentenceTransformer: Pooling expects dimension ${pooling.wordEmbeddingDimension} but the word model gives ${word.getWordEmbeddingDimension()}`,
       );
     }
-    if (rest.length > 1 || (rest.length === 1 && !(rest[0] instanceof Normalize))) {
-      throw new Error('SentenceTransformer: only a Normalize module may follow Pooling (Dense is not supported yet)');
-    }
+    const dense: Dense[] = [];
+    let dim = pooling.getSentenceEmbeddingDimension();
+    let normalize = false;
+    rest.forEach((m, i) => {
+      if (m instanceof Dense && !normalize) {
+        if (m.inFeatures !== dim) throw new Error(`SentenceTransformer: Dense module ${i + 2} expects ${m.inFeatures} inputs but gets ${dim}`);
+        dim = m.outFeatures;
+        dense.push(m);
+      } else if (m instanceof Normalize && !normalize) {
+        normalize = true;
+      } else {
+        throw new Error('SentenceTransformer: after Pooling only Dense modules and then one Normalize may follow');
+      }
+    });
     this.modules = modules;
     this.word = word;
     this.pooling = pooling;
-    this.normalizeModule = rest.length === 1;
+    this.dense = dense;
+    this.normalizeModule = normalize;
   }
 
   /**
@@ -109,6 +135,10 @@ export class SentenceTransformer {
    * Without `dir`, loads the package's default model from weights/default.
    */
   static async load(dir?: string, options: LoadOptions = {}): Promise<SentenceTransformer> {
+    if (dir !== undefined && !fs.existsSync(dir) && !path.isAbsolute(dir) && !dir.startsWith('.') && isHubId(dir)) {
+      // Not a local folder: a Hub id ("org/name") resolved from the local Hugging Face cache.
+      dir = resolveModelDir(dir, { revision: options.revision, cacheDir: options.cacheDir });
+    }
     if (dir === undefined) {
       dir = path.join(findPackageRoot(), 'weights', 'default');
       if (!fs.existsSync(dir)) {
@@ -123,7 +153,7 @@ export class SentenceTransformer {
       if (!fs.existsSync(path.join(dir, 'config.json'))) {
         throw new Error(`${dir}: neither modules.json nor config.json found: not a sentence-transformers or BERT folder`);
       }
-      const word = await KoBertTransformer.load(dir, options);
+      const word = await loadWordModule(dir, options);
       return new SentenceTransformer({ modules: [word, new Pooling(word.getWordEmbeddingDimension(), { mode: 'mean' })] });
     }
 
@@ -135,35 +165,37 @@ export class SentenceTransformer {
         const kind = moduleKind(e.type);
         if (kind === 'transformer') {
           if (modules.length !== 0) throw new Error(`${modulesFile}: module "${e.name}" (${e.type}) must come first`);
-          modules.push(await KoBertTransformer.load(sub, options));
+          modules.push(e.type.endsWith('.KoBertTransformer') ? await KoBertTransformer.load(sub, options) : await loadWordModule(sub, options));
         } else if (kind === 'pooling') {
           modules.push(Pooling.load(sub));
         } else if (kind === 'normalize') {
           modules.push(Normalize.load(sub));
+        } else if (kind === 'dense') {
+          modules.push(Dense.load(sub));
         } else {
           throw new Error(
             `${modulesFile}: module "${e.name}" has type "${e.type}", which is not supported ` +
-              '(supported: Transformer / KoBertTransformer, Pooling, Normalize)',
+              '(supported: Transformer / KoBertTransformer, Pooling, Dense, Normalize)',
           );
         }
       }
       if (modules.length === 0) throw new Error(`${modulesFile}: no modules listed`);
-      if (modules.length === 1 && modules[0] instanceof KoBertTransformer) {
+      if (modules.length === 1 && isWord(modules[0])) {
         // sentence-transformers adds mean pooling when the folder lists only the word model.
         modules.push(new Pooling(modules[0].getWordEmbeddingDimension(), { mode: 'mean' }));
       }
-      if (!(modules[0] instanceof KoBertTransformer)) {
+      if (!isWord(modules[0])) {
         throw new Error(`${modulesFile}: the first module must be a Transformer / KoBertTransformer`);
       }
       return new SentenceTransformer({ modules });
     } catch (err) {
-      for (const m of modules) if (m instanceof KoBertTransformer) m.dispose();
+      for (const m of modules) if (isWord(m)) m.dispose();
       throw err;
     }
   }
 
   getSentenceEmbeddingDimension(): number {
-    return this.pooling.getSentenceEmbeddingDimension();
+    return this.dense.length ? this.dense[this.dense.length - 1].outFeatures : this.pooling.getSentenceEmbeddingDimension();
   }
 
   getMaxSeqLength(): number {
@@ -198,8 +230,13 @@ export class SentenceTransformer {
     const order = list.map((_, i) => i).sort((a, b) => list[b].length - list[a].length || a - b);
     const results: Float32Array[] = new Array(list.length);
     const tokenOutput = outputValue === 'token_embeddings';
-    const pooling = tokenOutput ? ('token_embeddings' as const) : this.pooling.modes();
-    const normalize = !tokenOutput && (normalizeEmbeddings || this.normalizeModule);
+    // Pooling modes the core lacks (weightedmean, lasttoken) and Dense modules run here in JS: the core then
+    // returns token embeddings / un-normalised pooled rows, and normalisation happens last, in JS.
+    const jsPool = !tokenOutput && this.pooling.needsTokenEmbeddings();
+    const jsPost = !tokenOutput && (jsPool || this.dense.length > 0);
+    const pooling = tokenOutput || jsPool ? ('token_embeddings' as const) : this.pooling.modes();
+    const wantNormalize = !tokenOutput && (normalizeEmbeddings || this.normalizeModule);
+    const normalize = wantNormalize && !jsPost;
     const dim = tokenOutput ? this.word.getWordEmbeddingDimension() : this.getSentenceEmbeddingDimension();
     const blockOrder = tokenOutput ? null : this.pooling.blockOrder();
     const H = this.word.getWordEmbeddingDimension();
@@ -222,6 +259,27 @@ export class SentenceTransformer {
           p += t.length;
         });
         const out = await this.word.encodeIds(ids, lengths, { pooling, normalize });
+        if (jsPost) {
+          const pooledDim = this.pooling.getSentenceEmbeddingDimension();
+          let tok = 0;
+          for (let b = 0; b < idx.length; b++) {
+            let v: Float32Array;
+            if (jsPool) {
+              v = this.pooling.poolTokens(new Float32Array(out.buffer, out.byteOffset + tok * H * 4, lengths[b] * H), lengths[b], H);
+              tok += lengths[b];
+            } else {
+              const raw = new Float32Array(out.buffer, out.byteOffset + b * pooledDim * 4, pooledDim);
+              v = new Float32Array(pooledDim);
+              if (blockOrder) blockOrder.forEach((src, i) => v.set(raw.subarray(src * H, (src + 1) * H), i * H));
+              else v.set(raw);
+            }
+            for (const d of this.dense) v = d.forward(v);
+            if (wantNormalize) Normalize.apply(v);
+            results[idx[b]] = v;
+          }
+          bar?.increment();
+          continue;
+        }
         let row = 0;
         for (let b = 0; b < idx.length; b++) {
           const rows = tokenOutput ? lengths[b] : 1;
@@ -251,4 +309,20 @@ export class SentenceTransformer {
   dispose(): void {
     this.word.dispose();
   }
+}
+
+function isWord(m: unknown): m is WordEmbeddingModule {
+  return m instanceof KoBertTransformer || m instanceof Transformer;
+}
+
+/**
+ * The word-embedding module of a folder: KoBERT (SentencePiece .model + vocab.txt, no tokenizer.json, BERT)
+ * keeps its own module; everything else (tokenizer.json, spiece.model, RoBERTa, DistilBERT, pytorch_model.bin)
+ * goes through the generic Transformer.
+ */
+async function loadWordModule(dir: string, options: LoadOptions): Promise<WordEmbeddingModule> {
+  const hasKoBert = fs.existsSync(path.join(dir, 'vocab.txt')) && fs.readdirSync(dir).some((f) => f.endsWith('.model') && f !== 'spiece.model');
+  const hasOther = fs.existsSync(path.join(dir, 'tokenizer.json')) || fs.existsSync(path.join(dir, 'spiece.model'));
+  if (hasKoBert && !hasOther && fs.existsSync(path.join(dir, 'model.safetensors'))) return KoBertTransformer.load(dir, options);
+  return Transformer.load(dir, options);
 }

@@ -136,9 +136,10 @@ describe('Pooling configuration', () => {
   });
 
   test('unsupported and malformed configs name the file and field', () => {
-    expect(() => Pooling.fromConfig(f, { embedding_dimension: 8, pooling_mode: 'weightedmean' })).toThrow(`${f}: field "pooling_mode": "weightedmean" pooling is not supported yet`);
-    expect(() => Pooling.fromConfig(f, { embedding_dimension: 8, pooling_mode: 'lasttoken' })).toThrow(/lasttoken.*not supported yet/);
-    expect(() => Pooling.fromConfig(f, { word_embedding_dimension: 8, pooling_mode_weightedmean_tokens: true })).toThrow(/pooling_mode_weightedmean_tokens.*not supported yet/);
+    // weightedmean / lasttoken are supported since the architectures issue (pooled in JS)
+    expect(Pooling.fromConfig(f, { embedding_dimension: 8, pooling_mode: 'weightedmean' }).poolingModes).toEqual(['weightedmean']);
+    expect(Pooling.fromConfig(f, { embedding_dimension: 8, pooling_mode: 'lasttoken' }).poolingModes).toEqual(['lasttoken']);
+    expect(Pooling.fromConfig(f, { word_embedding_dimension: 8, pooling_mode_weightedmean_tokens: true }).poolingModes).toEqual(['weightedmean']);
     expect(() => Pooling.fromConfig(f, { embedding_dimension: 8, pooling_mode: 'median' })).toThrow(/unknown pooling mode "median"/);
     expect(() => Pooling.fromConfig(f, { pooling_mode: 'mean' })).toThrow(`${f}: field "word_embedding_dimension" must be an integer`);
     expect(() => Pooling.fromConfig(f, { embedding_dimension: 8, pooling_mode: 3 })).toThrow(/field "pooling_mode" must be/);
@@ -150,7 +151,8 @@ describe('Pooling configuration', () => {
     expect(new Pooling(16, { mode: 'max' }).poolingModes).toEqual(['max']);
     expect(new Pooling(16, { poolingModeClsToken: true, poolingModeMeanTokens: false }).poolingModes).toEqual(['cls']);
     expect(() => new Pooling(0)).toThrow(/wordEmbeddingDimension/);
-    expect(() => new Pooling(16, { mode: 'weightedmean' as never })).toThrow(/not supported yet/);
+    expect(new Pooling(16, { mode: 'weightedmean' }).needsTokenEmbeddings()).toBe(true);
+    expect(() => new Pooling(16, { mode: 'median' as never })).toThrow(/unknown pooling mode/);
   });
 
   test('module types from modules.json', () => {
@@ -159,7 +161,8 @@ describe('Pooling configuration', () => {
     expect(moduleKind('ko_sentence_transformers.models.KoBertTransformer')).toBe('transformer');
     expect(moduleKind('sentence_transformers.sentence_transformer.modules.pooling.Pooling')).toBe('pooling');
     expect(moduleKind('sentence_transformers.models.Normalize')).toBe('normalize');
-    expect(moduleKind('sentence_transformers.models.Dense')).toBeUndefined();
+    expect(moduleKind('sentence_transformers.models.Dense')).toBe('dense');
+    expect(moduleKind('sentence_transformers.models.LSTM')).toBeUndefined();
     expect(moduleKind('evil.Pooling')).toBeUndefined();
   });
 });
@@ -239,10 +242,10 @@ describe('SentenceTransformer.load layouts', () => {
     writeJson(path.join(dir, 'modules.json'), [
       { idx: 0, name: '0', path: '0_Transformer', type: 'sentence_transformers.models.Transformer' },
       { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
-      { idx: 2, name: '2', path: '2_Dense', type: 'sentence_transformers.models.Dense' },
+      { idx: 2, name: '2', path: '2_LSTM', type: 'sentence_transformers.models.LSTM' },
     ]);
     writeJson(path.join(dir, '1_Pooling/config.json'), { embedding_dimension: 64, pooling_mode: 'mean' });
-    await expect(SentenceTransformer.load(dir)).rejects.toThrow(`${path.join(dir, 'modules.json')}: module "2" has type "sentence_transformers.models.Dense", which is not supported`);
+    await expect(SentenceTransformer.load(dir)).rejects.toThrow(`${path.join(dir, 'modules.json')}: module "2" has type "sentence_transformers.models.LSTM", which is not supported`);
   });
 
   test('module path leaving the folder is refused', async () => {

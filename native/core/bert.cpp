@@ -1,5 +1,8 @@
 // BERT forward pass mirroring Hugging Face modeling_bert.py (BertEmbeddings → BertEncoder of BertLayer:
 // BertSelfAttention, BertSelfOutput, BertIntermediate, BertOutput), with the HF weight keys verbatim,
+// and its two siblings with the same math: RoBERTa / XLM-R (modeling_roberta.py: BERT names, positions from
+// pad_token_id + 1) and DistilBERT (modeling_distilbert.py: q_lin/k_lin/v_lin/out_lin, sa_layer_norm,
+// ffn.lin1/lin2, output_layer_norm, no token types),
 // followed by sentence-transformers Pooling and optional Normalize. Sequences are packed end to end.
 #include <sys/stat.h>
 
@@ -56,7 +59,8 @@ class BertModel final : public Model {
   const cpu::Ops* ops_;
   std::unique_ptr<ThreadPool> pool_;
   WeightFile wf_;
-  const float *word_, *pos_, *type_, *emb_ln_g_, *emb_ln_b_;
+  const float *word_, *pos_, *pos_start_, *type_, *emb_ln_g_, *emb_ln_b_;
+  std::vector<float> zero_type_;  // DistilBERT: stands in for the token type table
   std::vector<Layer> layers_;
 
   std::mutex mu_;  // serialises encode(); guards the buffers below
@@ -81,22 +85,38 @@ BertModel::BertModel(const BertConfig& cfg, const WeightsSource& ws, const Optio
   if (opt.threads < 0) throw Error("Options.threads must be >= 0, got " + std::to_string(opt.threads));
   pool_.reset(new ThreadPool(opt.threads));
   const int H = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const bool distil = cfg_.model_type == ModelType::DistilBert;
   word_ = wf_.get("embeddings.word_embeddings.weight", {cfg_.vocab_size, H});
   pos_ = wf_.get("embeddings.position_embeddings.weight", {cfg_.max_position_embeddings, H});
-  type_ = wf_.get("embeddings.token_type_embeddings.weight", {cfg_.type_vocab_size, H});
+  if (distil) {
+    // DistilBERT's Embeddings has no token_type_embeddings: a zero row makes (word + 0) + pos == word + pos.
+    zero_type_.assign(static_cast<size_t>(H), 0.f);
+    type_ = zero_type_.data();
+  } else {
+    type_ = wf_.get("embeddings.token_type_embeddings.weight", {cfg_.type_vocab_size, H});
+  }
+  // RoBERTa: position ids of an unpadded sequence are pad_token_id + 1 + i; start the table there.
+  pos_start_ = cfg_.model_type == ModelType::Roberta ? pos_ + static_cast<size_t>(cfg_.pad_token_id + 1) * H : pos_;
   emb_ln_g_ = wf_.get("embeddings.LayerNorm.weight", {H});
   emb_ln_b_ = wf_.get("embeddings.LayerNorm.bias", {H});
   layers_.resize(cfg_.num_hidden_layers);
   for (int i = 0; i < cfg_.num_hidden_layers; ++i) {
     Layer& L = layers_[i];
-    const std::string p = "encoder.layer." + std::to_string(i) + ".";
+    // HF module names per architecture (modeling_bert.py BertLayer / modeling_distilbert.py TransformerBlock).
+    const std::string p = (distil ? "transformer.layer." : "encoder.layer.") + std::to_string(i) + ".";
+    const std::string qkv[3] = {distil ? p + "attention.q_lin" : p + "attention.self.query",
+                                distil ? p + "attention.k_lin" : p + "attention.self.key",
+                                distil ? p + "attention.v_lin" : p + "attention.self.value"};
+    const std::string attn_out = distil ? p + "attention.out_lin" : p + "attention.output.dense";
+    const std::string ln1 = distil ? p + "sa_layer_norm" : p + "attention.output.LayerNorm";
+    const std::string inter = distil ? p + "ffn.lin1" : p + "intermediate.dense";
+    const std::string out = distil ? p + "ffn.lin2" : p + "output.dense";
+    const std::string ln2 = distil ? p + "output_layer_norm" : p + "output.LayerNorm";
     L.qkv_w.resize(static_cast<size_t>(3) * H * H);
     L.qkv_b.resize(static_cast<size_t>(3) * H);
-    const char* parts[3] = {"query", "key", "value"};
     for (int j = 0; j < 3; ++j) {
-      const std::string q = p + "attention.self." + parts[j];
-      const float* w = wf_.get(q + ".weight", {H, H});
-      const float* b = wf_.get(q + ".bias", {H});
+      const float* w = wf_.get(qkv[j] + ".weight", {H, H});
+      const float* b = wf_.get(qkv[j] + ".bias", {H});
       std::memcpy(L.qkv_w.data() + static_cast<size_t>(j) * H * H, w, sizeof(float) * H * H);
       std::memcpy(L.qkv_b.data() + static_cast<size_t>(j) * H, b, sizeof(float) * H);
     }
@@ -108,13 +128,13 @@ BertModel::BertModel(const BertConfig& cfg, const WeightsSource& ws, const Optio
       std::vector<float>().swap(L.qkv_w);
       L.qkv.raw = nullptr;
     }
-    linear(L.attn_out, p + "attention.output.dense", H, H, &L.attn_out_b);
-    L.ln1_g = wf_.get(p + "attention.output.LayerNorm.weight", {H});
-    L.ln1_b = wf_.get(p + "attention.output.LayerNorm.bias", {H});
-    linear(L.inter, p + "intermediate.dense", I, H, &L.inter_b);
-    linear(L.out, p + "output.dense", H, I, &L.out_b);
-    L.ln2_g = wf_.get(p + "output.LayerNorm.weight", {H});
-    L.ln2_b = wf_.get(p + "output.LayerNorm.bias", {H});
+    linear(L.attn_out, attn_out, H, H, &L.attn_out_b);
+    L.ln1_g = wf_.get(ln1 + ".weight", {H});
+    L.ln1_b = wf_.get(ln1 + ".bias", {H});
+    linear(L.inter, inter, I, H, &L.inter_b);
+    linear(L.out, out, H, I, &L.out_b);
+    L.ln2_g = wf_.get(ln2 + ".weight", {H});
+    L.ln2_b = wf_.get(ln2 + ".bias", {H});
   }
   if (const char* d = std::getenv("KST_DUMP")) {
     if (*d) dump_dir_ = d;
@@ -134,9 +154,10 @@ void BertModel::validate(const EncodeRequest& req, size_t out_len) const {
   uint64_t sum = 0;
   for (int s = 0; s < req.batch; ++s) {
     const int32_t L = req.lengths[s];
-    if (L < 1 || L > cfg_.max_position_embeddings)
+    if (L < 1 || L > cfg_.maxSequenceLength())
       throw Error("EncodeRequest.lengths[" + std::to_string(s) + "] = " + std::to_string(L) + " is outside [1, " +
-                  std::to_string(cfg_.max_position_embeddings) + "] (max_position_embeddings)");
+                  std::to_string(cfg_.maxSequenceLength()) + "] (max_position_embeddings" +
+                  (cfg_.model_type == ModelType::Roberta ? " - pad_token_id - 1)" : ")"));
     sum += static_cast<uint64_t>(L);
   }
   if (sum != req.total_tokens)
@@ -209,8 +230,8 @@ void BertModel::encode(const EncodeRequest& req, float* out, size_t out_len) {
   const cpu::Ops& ops = *ops_;
   const float eps = cfg_.layer_norm_eps;
 
-  // BertEmbeddings
-  cpu::embeddings_sum_ref(req.ids, req.token_types, req.lengths, req.batch, word_, pos_, type_, H, x_.data());
+  // BertEmbeddings / RobertaEmbeddings / DistilBERT Embeddings (see the constructor for pos_start_ and type_)
+  cpu::embeddings_sum_ref(req.ids, req.token_types, req.lengths, req.batch, word_, pos_start_, type_, H, x_.data());
   ops.add_layernorm(x_.data(), nullptr, emb_ln_g_, emb_ln_b_, x_.data(), M, H, eps, pool);
   dump("embeddings", x_.data(), T, H);
 

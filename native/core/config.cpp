@@ -31,6 +31,20 @@ const char* isaName(Isa isa) {
   return "?";
 }
 
+const char* modelTypeName(ModelType t) {
+  switch (t) {
+    case ModelType::Bert: return "bert";
+    case ModelType::Roberta: return "roberta";
+    case ModelType::DistilBert: return "distilbert";
+  }
+  return "?";
+}
+
+int BertConfig::maxSequenceLength() const {
+  if (model_type == ModelType::Roberta) return max_position_embeddings - pad_token_id - 1;
+  return max_position_embeddings;
+}
+
 namespace {
 void positive(const char* field, int v) {
   if (v <= 0) throw Error(std::string("BertConfig.") + field + " must be > 0, got " + std::to_string(v));
@@ -54,6 +68,14 @@ void BertConfig::validate() const {
     throw Error("BertConfig.layer_norm_eps must be in (0, 1), got " + std::to_string(layer_norm_eps));
   if (hidden_act != Activation::Gelu && hidden_act != Activation::GeluNew)
     throw Error("BertConfig.hidden_act: unknown activation " + std::to_string(static_cast<int>(hidden_act)));
+  if (model_type != ModelType::Bert && model_type != ModelType::Roberta && model_type != ModelType::DistilBert)
+    throw Error("BertConfig.model_type: unknown model type " + std::to_string(static_cast<int>(model_type)));
+  if (model_type == ModelType::Roberta && maxSequenceLength() < 1)
+    throw Error("BertConfig: RoBERTa positions start at pad_token_id + 1 = " + std::to_string(pad_token_id + 1) +
+                ", which leaves no room in max_position_embeddings = " + std::to_string(max_position_embeddings));
+  if (model_type == ModelType::DistilBert && type_vocab_size != 1)
+    throw Error("BertConfig.type_vocab_size must be 1 for DistilBERT (it has no token type embeddings), got " +
+                std::to_string(type_vocab_size));
   // Guard the products the forward pass forms (rows × columns fit comfortably in size_t / int).
   const int64_t big = int64_t(1) << 30;
   if (int64_t(vocab_size) * hidden_size >= big * 4)

@@ -23,6 +23,17 @@ const char* dtypeName(DType t);
 
 enum class Activation { Gelu /* exact erf */, GeluNew /* tanh approximation */ };
 
+// Which Hugging Face encoder the weights belong to (config.json "model_type"). All three are post-LN
+// transformer encoders with the same math; they differ in weight names and position ids:
+//   Bert       modeling_bert.py: embeddings.*, encoder.layer.{i}.attention.self.query ..., positions 0..L-1
+//   Roberta    modeling_roberta.py / XLM-R: the BERT names, positions pad_token_id + 1 + i (HF's
+//              create_position_ids_from_input_ids on an unpadded sequence), type_vocab_size usually 1
+//   DistilBert modeling_distilbert.py: embeddings.{word,position}_embeddings, embeddings.LayerNorm,
+//              transformer.layer.{i}.attention.{q,k,v,out}_lin, sa_layer_norm, ffn.lin1/lin2,
+//              output_layer_norm; no token types (type_vocab_size must be 1 and types all 0)
+enum class ModelType { Bert = 0, Roberta = 1, DistilBert = 2 };
+const char* modelTypeName(ModelType t);
+
 // The fields of HF config.json the BERT forward pass needs (names as in config.json).
 struct BertConfig {
   int vocab_size = 0;
@@ -35,7 +46,10 @@ struct BertConfig {
   int pad_token_id = 0;
   float layer_norm_eps = 1e-12f;
   Activation hidden_act = Activation::Gelu;
+  ModelType model_type = ModelType::Bert;
   void validate() const;  // throws kst::Error naming the first bad field
+  // Longest sequence the position table allows: max_position_embeddings, less pad_token_id + 1 for RoBERTa.
+  int maxSequenceLength() const;
 };
 
 // One tensor inside a memory-mapped weights file: where it is and what it holds.
@@ -76,7 +90,7 @@ enum PoolingMode : uint32_t {
 // One encode request. Sequences are packed end to end: ids holds sum(lengths) token ids, no padding.
 struct EncodeRequest {
   const int32_t* ids = nullptr;
-  const int32_t* lengths = nullptr;     // B entries, each in [1, max_position_embeddings]
+  const int32_t* lengths = nullptr;     // B entries, each in [1, config.maxSequenceLength()]
   const int32_t* token_types = nullptr; // optional, same layout as ids; null = all zeros
   int batch = 0;                        // B
   size_t total_tokens = 0;              // length of ids (checked against sum(lengths))
@@ -97,7 +111,7 @@ class Model {
   virtual void encode(const EncodeRequest& req, float* out, size_t out_len) = 0;
 };
 
-// Builds a BERT model: maps the weights file, checks every tensor's presence, shape and span,
+// Builds a BERT, RoBERTa / XLM-R or DistilBERT model (cfg.model_type): maps the weights file, checks every tensor's presence, shape and span,
 // converts F16/BF16 to F32 once. Throws kst::Error naming the tensor and expected shape.
 std::unique_ptr<Model> loadBert(const BertConfig& cfg, const WeightsSource& weights, const Options& opt);
 

@@ -106,6 +106,19 @@ kst::BertConfig parseConfig(Napi::Env env, const Napi::Object& o) {
   } else {
     rangeError(env, "config.hidden_act must be 'gelu' or 'gelu_new', got '" + act + "'");
   }
+  const Napi::Value mt = field("model_type");
+  if (!mt.IsUndefined()) {
+    const std::string t = requireString(env, mt, "config.model_type");
+    if (t == "bert") {
+      c.model_type = kst::ModelType::Bert;
+    } else if (t == "roberta" || t == "xlm-roberta") {
+      c.model_type = kst::ModelType::Roberta;
+    } else if (t == "distilbert") {
+      c.model_type = kst::ModelType::DistilBert;
+    } else {
+      rangeError(env, "config.model_type must be 'bert', 'roberta', 'xlm-roberta' or 'distilbert', got '" + t + "'");
+    }
+  }
   if (c.hidden_size % c.num_attention_heads != 0) {
     rangeError(env, "config.hidden_size (" + std::to_string(c.hidden_size) +
                         ") must be a multiple of config.num_attention_heads (" +
@@ -249,9 +262,10 @@ Napi::Value ModelWrap::Encode(const Napi::CallbackInfo& info) {
     uint64_t total = 0;
     for (size_t i = 0; i < job.lengths.size(); ++i) {
       const int32_t L = job.lengths[i];
-      if (L < 1 || L > cfg.max_position_embeddings) {
+      if (L < 1 || L > cfg.maxSequenceLength()) {
         rangeError(env, "lengths[" + std::to_string(i) + "] = " + std::to_string(L) + " must be in [1, " +
-                            std::to_string(cfg.max_position_embeddings) + "] (max_position_embeddings)");
+                            std::to_string(cfg.maxSequenceLength()) + "] (max_position_embeddings" +
+                            (cfg.model_type == kst::ModelType::Roberta ? " - pad_token_id - 1)" : ")"));
       }
       total += static_cast<uint64_t>(L);
     }
@@ -297,6 +311,8 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
     o.Set("pad_token_id", c.pad_token_id);
     o.Set("layer_norm_eps", c.layer_norm_eps);
     o.Set("hidden_act", c.hidden_act == kst::Activation::Gelu ? "gelu" : "gelu_new");
+    o.Set("model_type", kst::modelTypeName(c.model_type));
+    o.Set("max_sequence_length", c.maxSequenceLength());
     return o;
   });
 }

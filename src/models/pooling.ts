@@ -13,7 +13,10 @@ import type { NativePoolingMode } from '../binding';
 import { intField, readJsonObject } from './config';
 
 /** Mode names as in sentence-transformers ('mean_sqrt_len' is accepted as a short form). */
-export type PoolingModeName = 'mean' | 'cls' | 'max' | 'mean_sqrt_len_tokens' | 'mean_sqrt_len';
+export type PoolingModeName = 'mean' | 'cls' | 'max' | 'mean_sqrt_len_tokens' | 'mean_sqrt_len' | 'weightedmean' | 'lasttoken';
+
+/** A pooling mode: the core computes cls / max / mean / mean_sqrt_len; weightedmean and lasttoken run in JS. */
+export type PoolingMode = NativePoolingMode | 'weightedmean' | 'lasttoken';
 
 export interface PoolingOptions {
   /** One mode or an ordered list of modes; overrides the boolean flags (as in sentence-transformers). */
@@ -26,15 +29,16 @@ export interface PoolingOptions {
 }
 
 const CANONICAL: NativePoolingMode[] = ['cls', 'max', 'mean', 'mean_sqrt_len'];
-const UNSUPPORTED = ['weightedmean', 'lasttoken', 'weightedmean_tokens'];
 const LEGACY_FLAGS: [string, PoolingModeName][] = [
   ['pooling_mode_cls_token', 'cls'],
   ['pooling_mode_max_tokens', 'max'],
   ['pooling_mode_mean_tokens', 'mean'],
   ['pooling_mode_mean_sqrt_len_tokens', 'mean_sqrt_len_tokens'],
+  ['pooling_mode_weightedmean_tokens', 'weightedmean'],
+  ['pooling_mode_lasttoken', 'lasttoken'],
 ];
 
-function toNative(name: string, where: string): NativePoolingMode {
+function toNative(name: string, where: string): PoolingMode {
   switch (name) {
     case 'cls':
     case 'cls_token':
@@ -48,20 +52,24 @@ function toNative(name: string, where: string): NativePoolingMode {
     case 'mean_sqrt_len':
     case 'mean_sqrt_len_tokens':
       return 'mean_sqrt_len';
+    case 'weightedmean':
+    case 'weightedmean_tokens':
+      return 'weightedmean';
+    case 'lasttoken':
+      return 'lasttoken';
   }
-  if (UNSUPPORTED.includes(name)) throw new Error(`${where}: "${name}" pooling is not supported yet`);
-  throw new Error(`${where}: unknown pooling mode "${name}" (expected cls, max, mean or mean_sqrt_len_tokens)`);
+  throw new Error(`${where}: unknown pooling mode "${name}" (expected cls, max, mean, mean_sqrt_len_tokens, weightedmean or lasttoken)`);
 }
 
 export class Pooling {
   /** Modes in output (concatenation) order. */
-  readonly poolingModes: readonly NativePoolingMode[];
+  readonly poolingModes: readonly PoolingMode[];
 
   constructor(readonly wordEmbeddingDimension: number, options: PoolingOptions = {}) {
     if (!Number.isInteger(wordEmbeddingDimension) || wordEmbeddingDimension < 1) {
       throw new Error(`Pooling: wordEmbeddingDimension must be a positive integer, got ${wordEmbeddingDimension}`);
     }
-    let modes: NativePoolingMode[];
+    let modes: PoolingMode[];
     if (options.mode !== undefined) {
       const list = Array.isArray(options.mode) ? options.mode : [options.mode];
       modes = list.map((m) => toNative(String(m), 'Pooling'));
@@ -95,13 +103,58 @@ export class Pooling {
     return CANONICAL.filter((m) => this.poolingModes.includes(m));
   }
 
+  /** True when a mode runs in JS (weightedmean, lasttoken): the core then returns token embeddings. */
+  needsTokenEmbeddings(): boolean {
+    return this.poolingModes.some((m) => m === 'weightedmean' || m === 'lasttoken');
+  }
+
+  /**
+   * Pools one sentence's token embeddings (L × H, row-major) in the configured order, as
+   * sentence-transformers' Pooling.forward does for an unpadded sequence (float64 sums, float32 result).
+   * weightedmean: weights 1..L by position; lasttoken: the last token.
+   */
+  poolTokens(tok: Float32Array, L: number, H: number): Float32Array {
+    const out = new Float32Array(H * this.poolingModes.length);
+    this.poolingModes.forEach((m, k) => {
+      const o = k * H;
+      for (let i = 0; i < H; i++) {
+        let v: number;
+        switch (m) {
+          case 'cls':
+            v = tok[i];
+            break;
+          case 'lasttoken':
+            v = tok[(L - 1) * H + i];
+            break;
+          case 'max':
+            v = tok[i];
+            for (let t = 1; t < L; t++) v = Math.max(v, tok[t * H + i]);
+            break;
+          case 'weightedmean': {
+            let s = 0;
+            for (let t = 0; t < L; t++) s += (t + 1) * tok[t * H + i];
+            v = s / ((L * (L + 1)) / 2);
+            break;
+          }
+          default: {
+            let s = 0;
+            for (let t = 0; t < L; t++) s += tok[t * H + i];
+            v = m === 'mean' ? s / L : s / Math.sqrt(L);
+          }
+        }
+        out[o + i] = v;
+      }
+    });
+    return out;
+  }
+
   /**
    * For output block i, the index of the core's block that holds it; null when the orders agree.
    * (e.g. modes ['mean', 'cls'] → core gives [cls, mean] → [1, 0]).
    */
   blockOrder(): number[] | null {
     const core = this.modes();
-    const order = this.poolingModes.map((m) => core.indexOf(m));
+    const order = this.poolingModes.map((m) => core.indexOf(m as NativePoolingMode));
     return order.every((v, i) => v === i) ? null : order;
   }
 
@@ -132,14 +185,12 @@ export class Pooling {
       return new Pooling(dim, { mode: modes });
     }
     const modes: PoolingModeName[] = [];
-    for (const key of [...LEGACY_FLAGS.map(([k]) => k), 'pooling_mode_weightedmean_tokens', 'pooling_mode_lasttoken']) {
+    for (const key of LEGACY_FLAGS.map(([k]) => k)) {
       const v = o[key];
       if (v === undefined || v === null) continue;
       if (typeof v !== 'boolean') throw new Error(`${file}: field "${key}" must be a boolean, got ${JSON.stringify(v)}`);
       if (!v) continue;
-      const hit = LEGACY_FLAGS.find(([k]) => k === key);
-      if (!hit) throw new Error(`${file}: field "${key}": ${key.replace('pooling_mode_', '')} pooling is not supported yet`);
-      modes.push(hit[1]);
+      modes.push(LEGACY_FLAGS.find(([k]) => k === key)![1]);
     }
     // sentence-transformers falls back to mean pooling when every legacy flag is false.
     if (modes.length === 0) modes.push('mean');

@@ -1,0 +1,61 @@
+/**
+ * BERT / RoBERTa / XLM-R / DistilBERT (+ Dense + Normalize) parity with Python sentence-transformers, on the
+ * random-weight models of test/golden/make_golden_arch.py (test/fixtures/arch/models, Hub layout, safetensors
+ * and pytorch_model.bin). Tolerance: fp32 max abs <= 1e-4 and cosine >= 0.99999 per sentence.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as zlib from 'zlib';
+
+import { SentenceTransformer } from '../src/sentence-transformer';
+
+const ARCH = path.join(__dirname, 'fixtures', 'arch');
+
+interface Golden {
+  sentences: string[];
+  models: Record<string, { dim: number; tokenIds: number[][]; embeddings: number[][] }>;
+}
+const golden = JSON.parse(zlib.gunzipSync(fs.readFileSync(path.join(ARCH, 'embeddings.json.gz'))).toString('utf8')) as Golden;
+
+function compare(a: Float32Array, b: number[]): { maxAbs: number; cos: number } {
+  let maxAbs = 0;
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < b.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(a[i] - b[i]));
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return { maxAbs, cos: na === 0 && nb === 0 ? 1 : dot / Math.sqrt(na * nb) };
+}
+
+describe.each(Object.keys(golden.models))('%s', (name) => {
+  const g = golden.models[name];
+  let model: SentenceTransformer;
+  beforeAll(async () => {
+    model = await SentenceTransformer.load(path.join(ARCH, 'models', name), { threads: 2 });
+  });
+  afterAll(() => model?.dispose());
+
+  test('token ids equal sentence-transformers (incl. truncation)', () => {
+    expect(model.tokenize(golden.sentences)).toEqual(g.tokenIds);
+  });
+
+  test('embeddings equal sentence-transformers (max abs <= 1e-4, cosine >= 0.99999)', async () => {
+    const emb = await model.encode(golden.sentences, { batchSize: 16 });
+    expect(model.getSentenceEmbeddingDimension()).toBe(g.dim);
+    let maxAbs = 0;
+    let minCos = 1;
+    emb.forEach((e, i) => {
+      expect(e.length).toBe(g.dim);
+      const c = compare(e, g.embeddings[i]);
+      maxAbs = Math.max(maxAbs, c.maxAbs);
+      minCos = Math.min(minCos, c.cos);
+    });
+    console.log(`${name}: ${emb.length} sentences, max abs ${maxAbs.toExponential(2)}, 1 - min cos ${(1 - minCos).toExponential(2)}`);
+    expect(maxAbs).toBeLessThanOrEqual(1e-4);
+    expect(minCos).toBeGreaterThanOrEqual(0.99999);
+  });
+});
