@@ -59,3 +59,38 @@ describe.each(Object.keys(golden.models))('%s', (name) => {
     expect(minCos).toBeGreaterThanOrEqual(0.99999);
   });
 });
+
+describe('Hub ids from the local Hugging Face cache', () => {
+  const os = require('os') as typeof import('os');
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'kst-hub-'));
+  const commit = 'a'.repeat(40);
+  const repo = path.join(cache, 'models--jhgan--ko-sbert-sts');
+  fs.mkdirSync(path.join(repo, 'refs'), { recursive: true });
+  fs.mkdirSync(path.join(repo, 'snapshots'), { recursive: true });
+  fs.writeFileSync(path.join(repo, 'refs', 'main'), `${commit}\n`);
+  fs.cpSync(path.join(ARCH, 'models', 'bert-wordpiece-bin'), path.join(repo, 'snapshots', commit), { recursive: true });
+
+  test("load('org/name') resolves refs/main → snapshots/<commit> and equals the folder load", async () => {
+    const m = await SentenceTransformer.load('jhgan/ko-sbert-sts', { cacheDir: cache });
+    const e = await m.encode(golden.sentences.slice(0, 3));
+    e.forEach((v, i) => expect(compare(v, golden.models['bert-wordpiece-bin'].embeddings[i]).maxAbs).toBeLessThanOrEqual(1e-4));
+    m.dispose();
+    const prev = process.env.HF_HUB_CACHE;
+    process.env.HF_HUB_CACHE = cache;
+    try {
+      const m2 = await SentenceTransformer.load('jhgan/ko-sbert-sts', { revision: commit });
+      m2.dispose();
+    } finally {
+      if (prev === undefined) delete process.env.HF_HUB_CACHE;
+      else process.env.HF_HUB_CACHE = prev;
+    }
+  });
+
+  test('a model that is not cached → error saying how to get it', async () => {
+    await expect(SentenceTransformer.load('jhgan/ko-sroberta-multitask', { cacheDir: cache })).rejects.toThrow(
+      /jhgan\/ko-sroberta-multitask: not in the Hugging Face cache .*huggingface-cli download jhgan\/ko-sroberta-multitask/,
+    );
+    await expect(SentenceTransformer.load('jhgan/ko-sbert-sts', { cacheDir: cache, revision: 'v2' })).rejects.toThrow(/revision "v2" is not in the cache/);
+    await expect(SentenceTransformer.load('jhgan/ko-sbert-sts', { cacheDir: cache, revision: '../x' })).rejects.toThrow(/not a valid branch/);
+  });
+});
