@@ -2,6 +2,7 @@
 // on awkward sizes, the thread pool, whole tiny models (every ISA vs the scalar path) and error cases.
 // Prints one line per case and a final "N passed, M failed"; exits non-zero on failure.
 // `test_ops --bench` instead prints GEMM / model timings (never asserted).
+#include <immintrin.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -724,7 +725,99 @@ static void bench(int threads) {
   }
 }
 
+
+// ---------------------------------------------------------------- peak FMA (not a test)
+// A register-resident AVX-512 FMA loop: 16 independent accumulators (more than FMA latency × ports), no memory
+// traffic. Its rate is the fp32 peak that GEMM efficiency is quoted against (bench/bench.js).
+__attribute__((target("avx512f,fma"))) static double fmaLoop(int64_t iters) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(float(i) * 1e-3f);
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < 16; ++i) s = _mm512_add_ps(s, acc[i]);
+  float out[16];
+  _mm512_storeu_ps(out, s);
+  return out[0];
+}
+
+static double peakGflops(int threads) {
+  const int64_t iters = 20000000;  // 16 × 16 × 2 × 2e7 = 10.2 GFLOP per thread
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    std::vector<std::thread> ts;
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    volatile double sink = 0;
+    const double t0 = now();
+    for (int t = 0; t < threads; ++t)
+      ts.emplace_back([&] {
+        ready++;
+        while (!go.load()) {
+        }
+        sink = sink + fmaLoop(iters);
+      });
+    while (ready.load() < threads) {
+    }
+    const double t1 = now();
+    go = true;
+    for (auto& t : ts) t.join();
+    (void)t0;
+    const double dt = now() - t1;
+    best = std::max(best, 16.0 * 16 * 2 * double(iters) * threads / dt * 1e-9);
+  }
+  return best;
+}
+
+// JSON on one line: {"threads", "peak1", "peakN", "gemm": [{M, N, K, gflops}]} (bench/bench.js reads it).
+static void peakJson(int threads, bool quick) {
+  if (detectIsa() < Isa::Avx512) {
+    std::printf("{\"error\":\"no AVX-512\"}\n");
+    return;
+  }
+  const double p1 = peakGflops(1), pn = peakGflops(threads);
+  ThreadPool pool(threads);
+  const Ops& ops = opsFor(detectIsa());
+  std::string js = fmt("{\"threads\":%d,\"isa\":\"%s\",\"peak1\":%.2f,\"peakN\":%.2f,\"gemm\":[", threads,
+                       isaName(detectIsa()), p1, pn);
+  const int NK[][2] = {{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}};
+  bool first = true;
+  for (int M : {16, 64, 128, 512}) {
+    for (auto& nk : NK) {
+      const int N = nk[0], K = nk[1];
+      if (quick && M != 512 && M != 16) continue;
+      auto x = rnd(size_t(M) * K), W = rnd(size_t(N) * K), b = rnd(N);
+      std::vector<float> y(size_t(M) * N);
+      PackedWeight pw;
+      pw.raw = W.data();
+      pw.N = N;
+      pw.K = K;
+      ops.pack(pw);
+      const int reps = quick ? 5 : 20;
+      double best = 1e9;
+      for (int r = 0; r < reps; ++r) {
+        const double t0 = now();
+        ops.gemm(x.data(), M, pw, b.data(), y.data(), &pool);
+        best = std::min(best, now() - t0);
+      }
+      js += fmt("%s{\"M\":%d,\"N\":%d,\"K\":%d,\"gflops\":%.2f}", first ? "" : ",", M, N, K, 2.0 * M * N * K / best * 1e-9);
+      first = false;
+    }
+  }
+  js += "]}";
+  std::printf("%s\n", js.c_str());
+}
+
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--peak-json") {
+      int th = i + 1 < argc ? std::atoi(argv[i + 1]) : 2;
+      peakJson(th > 0 ? th : 2, i + 2 < argc && std::string(argv[i + 2]) == "quick");
+      return 0;
+    }
   for (int i = 1; i < argc; ++i)
     if (std::string(argv[i]) == "--bench") {
       int th = i + 1 < argc ? std::atoi(argv[i + 1]) : 2;

@@ -1,0 +1,545 @@
+#!/usr/bin/env node
+/*
+ * CPU benchmark: ko-sentence-transformers (this package, dist/) against onnxruntime-node on the same weights,
+ * same token ids, same thread count, in one process. A benchmark, never a test: nothing here asserts a time.
+ *
+ *   node bench/bench.js [--threads 2] [--models kobert-base,klue-base] [--quick] [--out bench/results/cpu.md]
+ *                       [--no-rss] [--no-peak] [--no-int8]
+ *
+ * Needs: `npm run build` (dist/ + build/Release/kst.node + build/test_ops), `python3 bench/make_models.py`
+ * (bench/models/), `cd bench && npm install --ignore-scripts` (onnxruntime-node). See bench/README.md.
+ */
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { execFileSync, spawnSync } = require('child_process');
+
+const ROOT = path.resolve(__dirname, '..');
+const DATA = process.env.KO_ST_DATA || path.join(ROOT, '..', 'shared', 'data');
+const MODELS = path.join(__dirname, 'models');
+
+// ------------------------------------------------------------------------------------------------ args
+function parseArgs(argv) {
+  const a = { threads: 2, models: ['kobert-base', 'klue-base'], quick: false, out: path.join(__dirname, 'results', 'cpu.md'),
+    rss: true, peak: true, int8: true, child: null };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    if (k === '--threads') a.threads = Number(argv[++i]);
+    else if (k === '--models') a.models = argv[++i].split(',');
+    else if (k === '--quick') a.quick = true;
+    else if (k === '--out') a.out = path.resolve(argv[++i]);
+    else if (k === '--no-rss') a.rss = false;
+    else if (k === '--no-peak') a.peak = false;
+    else if (k === '--no-int8') a.int8 = false;
+    else if (k === '--rss-child') a.child = { peer: argv[++i], model: argv[++i] };
+    else throw new Error(`unknown argument ${k}`);
+  }
+  if (!Number.isInteger(a.threads) || a.threads < 1) throw new Error('--threads must be a positive integer');
+  return a;
+}
+
+// ------------------------------------------------------------------------------------------------ helpers
+const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+function pct(sorted, p) {
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+function median(xs) {
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.floor(s.length / 2)];
+}
+function readStatus() {
+  const s = fs.readFileSync('/proc/self/status', 'utf8');
+  const kb = (k) => Number((s.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm')) || [0, 0])[1]);
+  return { rss: kb('VmRSS') * 1024, hwm: kb('VmHWM') * 1024, file: kb('RssFile') * 1024, anon: kb('RssAnon') * 1024 };
+}
+function resetHwm() {
+  try {
+    fs.writeFileSync('/proc/self/clear_refs', '5');
+  } catch {
+    /* older kernels: HWM stays cumulative */
+  }
+}
+const MB = (b) => (b / 1048576).toFixed(0);
+
+function loadavg() {
+  return os.loadavg().map((x) => x.toFixed(2)).join(' ');
+}
+function busyProcesses() {
+  const r = spawnSync('ps', ['-eo', 'pcpu=,comm=,args=', '--sort=-pcpu'], { encoding: 'utf8' });
+  return (r.stdout || '').split('\n').map((l) => l.trim()).filter((l) => l && parseFloat(l) >= 5 && !l.includes('bench.js'))
+    .map((l) => l.slice(0, 120));
+}
+
+function machine(threads) {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const model = (cpuinfo.match(/^model name\s*:\s*(.*)$/m) || [0, '?'])[1];
+  const flags = new Set(((cpuinfo.match(/^flags\s*:\s*(.*)$/m) || [0, ''])[1]).split(/\s+/));
+  const want = ['avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512_bf16', 'avx512_vnni', 'avx_vnni', 'amx_tile', 'amx_bf16', 'amx_int8'];
+  let commit = '?';
+  try {
+    commit = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no', '--', 'native', 'src', 'bench', 'CMakeLists.txt'], { encoding: 'utf8' }).trim();
+    if (dirty) commit += ' (+ uncommitted changes in native/src/bench)';
+  } catch {
+    /* not a git checkout */
+  }
+  return { model, flags: want.filter((f) => flags.has(f)), cores: os.cpus().length, threads, node: process.version, commit };
+}
+
+// ------------------------------------------------------------------------------------------------ data
+function korstsTest() {
+  const text = fs.readFileSync(path.join(DATA, 'kornlu', 'KorSTS', 'sts-test.tsv'), 'utf8');
+  const out = [];
+  text.split('\n').slice(1).forEach((line) => {
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (!line) return;
+    const f = line.split('\t');
+    out.push(f[5], f[6]);
+  });
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------ peers
+// Every peer exposes run(batch) where batch = { ids: Int32Array (packed), lengths: Int32Array }, returning
+// Promise<Float32Array> of B × H mean-pooled rows.
+async function loadOurs(stDir, threads) {
+  const kst = require(path.join(ROOT, 'dist', 'src', 'index.js'));
+  const st = await kst.SentenceTransformer.load(stDir, { threads });
+  const word = st.modules[0];
+  return {
+    name: 'ours',
+    st,
+    word,
+    info: word.info(),
+    run: (b) => word.encodeIds(b.ids, b.lengths, { pooling: ['mean'] }),
+    tokenize: (texts) => word.tokenize(texts),
+    dispose: () => st.dispose(),
+  };
+}
+
+let ortMod = null;
+function ort() {
+  if (!ortMod) ortMod = require(path.join(__dirname, 'node_modules', 'onnxruntime-node'));
+  return ortMod;
+}
+
+async function loadOrt(file, threads, name) {
+  const o = ort();
+  const sess = await o.InferenceSession.create(file, {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+  return {
+    name,
+    run: async (b) => {
+      const B = b.lengths.length;
+      let L = 0;
+      for (const l of b.lengths) L = Math.max(L, l);
+      const ids = new BigInt64Array(B * L);
+      const mask = new BigInt64Array(B * L);
+      const types = new BigInt64Array(B * L);
+      let p = 0;
+      for (let s = 0; s < B; s++) {
+        for (let t = 0; t < b.lengths[s]; t++) {
+          ids[s * L + t] = BigInt(b.ids[p++]);
+          mask[s * L + t] = 1n;
+        }
+        for (let t = b.lengths[s]; t < L; t++) ids[s * L + t] = 1n; // [PAD]
+      }
+      const feeds = {
+        input_ids: new o.Tensor('int64', ids, [B, L]),
+        attention_mask: new o.Tensor('int64', mask, [B, L]),
+        token_type_ids: new o.Tensor('int64', types, [B, L]),
+      };
+      const r = await sess.run(feeds);
+      return r.sentence_embedding.data;
+    },
+    dispose: () => sess.release && sess.release(),
+  };
+}
+
+function pack(tokenized) {
+  let total = 0;
+  for (const t of tokenized) total += t.length;
+  const ids = new Int32Array(total);
+  const lengths = new Int32Array(tokenized.length);
+  let p = 0;
+  tokenized.forEach((t, i) => {
+    ids.set(t, p);
+    lengths[i] = t.length;
+    p += t.length;
+  });
+  return { ids, lengths };
+}
+
+// sentence-transformers order: longest first (by characters), batches of `bs`; the same batches for every peer.
+function batchesOf(sentences, tokenizedAll, bs) {
+  const order = sentences.map((_, i) => i).sort((a, b) => sentences[b].length - sentences[a].length || a - b);
+  const out = [];
+  for (let i = 0; i < order.length; i += bs) out.push(pack(order.slice(i, i + bs).map((j) => tokenizedAll[j])));
+  return out;
+}
+
+function cosine(a, b) {
+  let d = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return d / Math.sqrt(na * nb);
+}
+
+// ------------------------------------------------------------------------------------------------ workloads
+async function timePass(peer, batches) {
+  const t0 = now();
+  for (const b of batches) await peer.run(b);
+  return now() - t0;
+}
+
+// (a) KorSTS-test, batch 32: best of `reps` full passes per peer (after a 3-batch warm-up). The peers take turns
+// pass by pass, so load from other processes (if any) hits them alike.
+async function workloadA(peers, batches, n, reps) {
+  const best = {};
+  for (const p of peers) {
+    for (const b of batches.slice(0, 3)) await p.run(b);
+    best[p.name] = Infinity;
+  }
+  for (let r = 0; r < reps; r++) {
+    for (const p of peers) {
+      best[p.name] = Math.min(best[p.name], await timePass(p, batches));
+      await sleep(200); // let the previous peer's spinning threads park
+    }
+  }
+  const res = {};
+  for (const p of peers) res[p.name] = n / (best[p.name] / 1000);
+  return res;
+}
+
+// (b) one short sentence, batch 1: p50 / p99 over `runs` runs per peer after `warm` warm-up runs; the peers take
+// turns in blocks of 20 runs.
+async function workloadB(peers, batch, warm, runs) {
+  const ts = {};
+  for (const p of peers) {
+    for (let i = 0; i < warm; i++) await p.run(batch);
+    ts[p.name] = [];
+  }
+  for (let done = 0; done < runs; done += 20) {
+    for (const p of peers) {
+      await sleep(50);
+      await p.run(batch); // first run after the pause is not timed
+      for (let i = 0; i < Math.min(20, runs - done); i++) {
+        const t0 = now();
+        await p.run(batch);
+        ts[p.name].push(now() - t0);
+      }
+    }
+  }
+  const res = {};
+  for (const p of peers) {
+    const s = ts[p.name].sort((x, y) => x - y);
+    res[p.name] = { p50: pct(s, 50), p99: pct(s, 99), runs: s.length };
+  }
+  return res;
+}
+
+// (c) grid batch × length: synthetic ids ([CLS] random [SEP]), sentences/s from the median of `reps` calls.
+function syntheticBatch(B, L, seed) {
+  let x = seed >>> 0;
+  const rnd = () => ((x = (x * 1664525 + 1013904223) >>> 0), x);
+  const ids = new Int32Array(B * L);
+  for (let s = 0; s < B; s++) {
+    ids[s * L] = 2;
+    for (let t = 1; t < L - 1; t++) ids[s * L + t] = 5 + (rnd() % 7990);
+    ids[s * L + L - 1] = 3;
+  }
+  return { ids, lengths: new Int32Array(B).fill(L) };
+}
+
+async function workloadC(peers, grid, reps) {
+  const res = [];
+  for (const [B, L] of grid) {
+    const batch = syntheticBatch(B, L, B * 1000 + L);
+    const row = { B, L };
+    for (const p of peers) {
+      await sleep(50);
+      await p.run(batch);
+      const ts = [];
+      for (let i = 0; i < reps; i++) {
+        const t0 = now();
+        await p.run(batch);
+        ts.push(now() - t0);
+      }
+      row[p.name] = B / (median(ts) / 1000);
+      await sleep(100);
+    }
+    res.push(row);
+  }
+  return res;
+}
+
+// End to end: tokenization + packing/padding + model, through each peer's whole path (ours: SentenceTransformer.encode).
+async function workloadE2E(ours, ortPeer, sentences, bs) {
+  const res = {};
+  {
+    await ours.st.encode(sentences.slice(0, 64), { batchSize: bs });
+    const t0 = now();
+    await ours.st.encode(sentences, { batchSize: bs });
+    res.ours = sentences.length / ((now() - t0) / 1000);
+  }
+  await sleep(200);
+  {
+    const order = sentences.map((_, i) => i).sort((a, b) => sentences[b].length - sentences[a].length || a - b);
+    const t0 = now();
+    for (let i = 0; i < order.length; i += bs) {
+      const chunk = order.slice(i, i + bs).map((j) => sentences[j]);
+      await ortPeer.run(pack(ours.tokenize(chunk)));
+    }
+    res.ort = sentences.length / ((now() - t0) / 1000);
+  }
+  return res;
+}
+
+// ------------------------------------------------------------------------------------------------ RSS (child processes)
+async function rssChild(peerName, modelName, threads) {
+  const m = JSON.parse(fs.readFileSync(path.join(MODELS, 'models.json'), 'utf8'))[modelName];
+  const stDir = path.join(__dirname, m.st);
+  const base = readStatus();
+  let peer;
+  if (peerName === 'ours') {
+    peer = await loadOurs(stDir, threads);
+  } else {
+    require(path.join(ROOT, 'dist', 'src', 'index.js')); // same JS loaded as in the ours child, for a fair baseline
+    peer = await loadOrt(path.join(__dirname, m.onnx, peerName === 'ort-int8' ? 'model_opt_int8.onnx' : 'model_opt.onnx'), threads, peerName);
+  }
+  const loaded = readStatus();
+  resetHwm();
+  const kst = require(path.join(ROOT, 'dist', 'src', 'index.js'));
+  const tokDir = path.join(stDir, '0_KoBertTransformer');
+  const tok = peerName === 'ours' ? peer : { tokenize: null };
+  let tokenize = tok.tokenize;
+  if (!tokenize) {
+    const t = await kst.KoBertTokenizer.fromDirectory(tokDir);
+    tokenize = (texts) => texts.map((s) => t.encode(s, 128));
+  }
+  const sentences = korstsTest();
+  const batches = batchesOf(sentences, tokenize(sentences), 32);
+  for (const b of batches) await peer.run(b);
+  const during = readStatus();
+  process.stdout.write(JSON.stringify({ base, loaded, during }) + '\n');
+}
+
+function runRssChild(peer, model, threads) {
+  const r = spawnSync(process.execPath, [__filename, '--threads', String(threads), '--rss-child', peer, model], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`rss child ${peer} ${model} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+// ------------------------------------------------------------------------------------------------ peak FMA + GEMM
+function peakAndGemm(threads, quick) {
+  const exe = path.join(ROOT, 'build', 'test_ops');
+  if (!fs.existsSync(exe)) return null;
+  const r = spawnSync(exe, ['--peak-json', String(threads), quick ? 'quick' : 'full'], { encoding: 'utf8' });
+  if (r.status !== 0) return { error: r.stderr || r.stdout };
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+// ------------------------------------------------------------------------------------------------ report
+function fmtRatio(x) {
+  return Number.isFinite(x) ? `${x.toFixed(2)}×` : '–';
+}
+
+function report(ctx) {
+  const { mach, args, results, loadBefore, loadAfter, busyBefore, busyAfter, peak } = ctx;
+  const L = [];
+  L.push('# CPU benchmark: ko-sentence-transformers vs ONNX Runtime');
+  L.push('');
+  L.push(`Generated by \`node bench/bench.js${args.quick ? ' --quick' : ''} --threads ${args.threads}\` on ${new Date().toISOString()}.`);
+  L.push('');
+  const quiet = parseFloat(loadBefore.split(' ')[0]) < 0.5 && busyBefore.length === 0;
+  if (!quiet || args.quick) {
+    L.push('> **Measurement conditions — read before quoting these numbers.**');
+    if (args.quick) L.push('> This is a `--quick` run (short passes): figures are indicative only.');
+    if (!quiet) {
+      L.push(`> The machine was **not quiet**: load average before the run ${loadBefore}, after ${loadAfter} (1/5/15 min).`);
+      if (busyBefore.length) L.push(`> Other busy processes before the run: ${busyBefore.map((x) => '`' + x + '`').join(', ')}.`);
+      if (busyAfter.length) L.push(`> Busy after: ${busyAfter.map((x) => '`' + x + '`').join(', ')}.`);
+      L.push('> Both peers ran in the same process, interleaved, so the ratios are comparable; the absolute figures are low.');
+    }
+    L.push('');
+  }
+  L.push('| | |');
+  L.push('|---|---|');
+  L.push(`| CPU | ${mach.model}, ${mach.cores} cores |`);
+  L.push(`| flags | ${mach.flags.join(' ')} |`);
+  L.push(`| threads | ${mach.threads} (ours: \`threads\`; ORT: intraOpNumThreads, interOpNumThreads 1, sequential) |`);
+  L.push(`| Node | ${mach.node}; onnxruntime-node ${ctx.ortVersion} |`);
+  L.push(`| commit | ${mach.commit} |`);
+  L.push(`| ours | ISA ${ctx.oursIsa}, fp32 |`);
+  L.push(`| load average | before ${loadBefore}, after ${loadAfter} |`);
+  L.push('');
+  if (peak && !peak.error) {
+    L.push('## Peak FMA and GEMM efficiency');
+    L.push('');
+    L.push(`Register-resident AVX-512 FMA loop: **${peak.peak1.toFixed(1)} GFLOP/s on 1 thread, ${peak.peakN.toFixed(1)} on ${peak.threads}** (the fp32 peak below).`);
+    L.push('');
+    L.push(`| GEMM y = x Wᵀ + b (M × N × K) | GFLOP/s, ${peak.threads} threads | % of peak |`);
+    L.push('|---|---:|---:|');
+    for (const g of peak.gemm) L.push(`| ${g.M} × ${g.N} × ${g.K}${g.epilogue ? ' + ' + g.epilogue : ''} | ${g.gflops.toFixed(1)} | ${(100 * g.gflops / peak.peakN).toFixed(0)}% |`);
+    L.push('');
+  }
+  for (const r of results) {
+    L.push(`## ${r.model} (${r.desc})`);
+    L.push('');
+    L.push(`ORT graph: ${r.graph}.`);
+    L.push('');
+    L.push('| workload | ours | ORT fp32 | ours/ORT | ORT int8 | ours/ORT int8 | better |');
+    L.push('|---|---:|---:|---:|---:|---:|---|');
+    const i8 = (x) => (x === undefined ? '–' : x);
+    L.push(`| tokenization only, ${r.n} sentences (sentences/s) | ${r.tok.toFixed(0)} | (same tokenizer) | | | | |`);
+    L.push(`| (a) KorSTS-test ${r.n} sentences, batch 32, model only (sentences/s) | ${r.a.ours.toFixed(1)} | ${r.a.ort.toFixed(1)} | **${fmtRatio(r.a.ours / r.a.ort)}** | ${i8(r.a.int8 && r.a.int8.toFixed(1))} | ${r.a.int8 ? fmtRatio(r.a.ours / r.a.int8) : '–'} | higher |`);
+    L.push(`| (a) same, end to end incl. tokenization (sentences/s) | ${r.e2e.ours.toFixed(1)} | ${r.e2e.ort.toFixed(1)} | **${fmtRatio(r.e2e.ours / r.e2e.ort)}** | | | higher |`);
+    L.push(`| (b) "${r.bText}" (${r.bTokens} tokens) batch 1, p50 (ms) | ${r.b.ours.p50.toFixed(2)} | ${r.b.ort.p50.toFixed(2)} | **${fmtRatio(r.b.ours.p50 / r.b.ort.p50)}** | ${r.b.int8 ? r.b.int8.p50.toFixed(2) : '–'} | ${r.b.int8 ? fmtRatio(r.b.ours.p50 / r.b.int8.p50) : '–'} | lower |`);
+    L.push(`| (b) same, p99 (ms) | ${r.b.ours.p99.toFixed(2)} | ${r.b.ort.p99.toFixed(2)} | ${fmtRatio(r.b.ours.p99 / r.b.ort.p99)} | ${r.b.int8 ? r.b.int8.p99.toFixed(2) : '–'} | ${r.b.int8 ? fmtRatio(r.b.ours.p99 / r.b.int8.p99) : '–'} | lower |`);
+    for (const c of r.c) {
+      L.push(`| (c) batch ${c.B} × ${c.L} tokens (sentences/s) | ${c.ours.toFixed(1)} | ${c.ort.toFixed(1)} | **${fmtRatio(c.ours / c.ort)}** | ${c['ort-int8'] ? c['ort-int8'].toFixed(1) : '–'} | ${c['ort-int8'] ? fmtRatio(c.ours / c['ort-int8']) : '–'} | higher |`);
+    }
+    if (r.rss) {
+      const o = r.rss.ours, f = r.rss.ort;
+      L.push(`| (d) RSS after load, MB (process; bare Node + JS ${MB(o.base.rss)}) | ${MB(o.loaded.rss)} | ${MB(f.loaded.rss)} | ${fmtRatio(o.loaded.rss / f.loaded.rss)} | ${r.rss['ort-int8'] ? MB(r.rss['ort-int8'].loaded.rss) : '–'} | | lower |`);
+      L.push(`| (d) peak RSS during (a), MB | ${MB(o.during.hwm)} | ${MB(f.during.hwm)} | ${fmtRatio(o.during.hwm / f.during.hwm)} | ${r.rss['ort-int8'] ? MB(r.rss['ort-int8'].during.hwm) : '–'} | | lower |`);
+      L.push(`| (d) RSS after load − bare, ÷ safetensors file (${MB(r.fileBytes)} MB) | ${((o.loaded.rss - o.base.rss) / r.fileBytes).toFixed(2)} | ${((f.loaded.rss - f.base.rss) / r.fileBytes).toFixed(2)} | | | | lower |`);
+    }
+    L.push('');
+    L.push(`Agreement: min cosine ours vs ORT fp32 over the KorSTS-test sentences = ${r.cos.toFixed(6)}${r.cos8 !== undefined ? `; ORT int8 vs ours = ${r.cos8.toFixed(4)}` : ''}.`);
+    L.push('');
+  }
+  L.push('## How the figures are made');
+  L.push('');
+  L.push('- Same process, same token ids: both peers get the KoBERT tokenizer\'s ids (this package\'s tokenizer, equal to the Python one); the klue-shaped model is a 32000-row embedding table fed the same ids. Batches are formed the sentence-transformers way (longest first, 32 per batch); ORT gets each batch padded to its longest sequence with an attention mask, ours gets it packed (no padding).');
+  L.push('- Both produce mean-pooled sentence embeddings: ours in the core, ORT in the graph (the export adds masked mean pooling).');
+  L.push('- (a) best of the full passes (peers take turns pass by pass) after a 3-batch warm-up; (b) after warm-up runs, percentiles over ≥ 100 timed runs per peer (turns in blocks of 20); (c) median of the calls; end to end includes tokenization and packing / padding.');
+  L.push('- (d) separate child processes per peer (so one peer\'s memory does not count for the other); RSS includes the file-backed pages of memory-mapped weights. Peak = VmHWM after resetting it at load.');
+  L.push('- Peers take turns with a short pause between them (ORT\'s intra-op threads spin for a while after a run).');
+  L.push('');
+  return L.join('\n');
+}
+
+// ------------------------------------------------------------------------------------------------ main
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.child) return rssChild(args.child.peer, args.child.model, args.threads);
+  const loadBefore = loadavg();
+  const busyBefore = busyProcesses();
+  const mach = machine(args.threads);
+  const manifest = JSON.parse(fs.readFileSync(path.join(MODELS, 'models.json'), 'utf8'));
+  const q = args.quick;
+  console.error(`machine: ${mach.model}; threads ${args.threads}; load ${loadBefore}`);
+  const peak = args.peak ? peakAndGemm(args.threads, q) : null;
+  if (peak && !peak.error) console.error(`peak FMA: ${peak.peak1.toFixed(1)} GFLOP/s (1 thread), ${peak.peakN.toFixed(1)} (${peak.threads})`);
+  const sentencesAll = korstsTest();
+  const sentences = q ? sentencesAll.slice(0, 256) : sentencesAll;
+  const results = [];
+  let oursIsa = '?';
+  for (const name of args.models) {
+    const m = manifest[name];
+    if (!m) throw new Error(`model ${name} not in bench/models/models.json: run python3 bench/make_models.py`);
+    const stDir = path.join(__dirname, m.st);
+    const onnxDir = path.join(__dirname, m.onnx);
+    const fusion = JSON.parse(fs.readFileSync(path.join(onnxDir, 'fusion.json'), 'utf8'));
+    const ours = await loadOurs(stDir, args.threads);
+    oursIsa = ours.info.isa;
+    const peers = [ours, await loadOrt(path.join(onnxDir, 'model_opt.onnx'), args.threads, 'ort')];
+    const int8 = args.int8 ? await loadOrt(path.join(onnxDir, 'model_opt_int8.onnx'), args.threads, 'ort-int8') : null;
+    const all = int8 ? [...peers, int8] : peers;
+    console.error(`${name}: loaded`);
+
+    // tokenization alone
+    let t0 = now();
+    const tokenized = ours.tokenize(sentences);
+    const tokMs = now() - t0;
+    const batches = batchesOf(sentences, tokenized, 32);
+    const tokens = tokenized.reduce((s, t) => s + t.length, 0);
+
+    // agreement
+    let cos = 1, cos8;
+    {
+      const outs = {};
+      for (const p of all) {
+        outs[p.name] = [];
+        for (const b of batches) outs[p.name].push(await p.run(b));
+      }
+      const H = 768;
+      let c8 = 1;
+      outs.ours.forEach((o, bi) => {
+        for (let s = 0; s < o.length / H; s++) {
+          const a = o.subarray(s * H, (s + 1) * H);
+          cos = Math.min(cos, cosine(a, outs.ort[bi].subarray(s * H, (s + 1) * H)));
+          if (int8) c8 = Math.min(c8, cosine(a, outs['ort-int8'][bi].subarray(s * H, (s + 1) * H)));
+        }
+      });
+      if (int8) cos8 = c8;
+    }
+    console.error(`${name}: agreement min cos ${cos}`);
+
+    const a = await workloadA(all, batches, sentences.length, q ? 1 : 2);
+    console.error(`${name}: (a) ${JSON.stringify(a)}`);
+    const e2e = await workloadE2E(ours, peers[1], sentences, 32);
+    console.error(`${name}: e2e ${JSON.stringify(e2e)}`);
+    const bText = '한 남자가 파스타를 먹는다.';
+    const bBatch = pack(ours.tokenize([bText]));
+    const b = await workloadB(all, bBatch, q ? 10 : 30, q ? 30 : 200);
+    console.error(`${name}: (b) ${JSON.stringify(b)}`);
+    const grid = [];
+    for (const B of [1, 8, 32]) for (const Lq of [16, 64, 128]) grid.push([B, Lq]);
+    const c = await workloadC(all, grid, q ? 3 : B_REPS);
+    console.error(`${name}: (c) done`);
+    for (const p of all) p.dispose();
+
+    let rss = null;
+    if (args.rss) {
+      rss = {};
+      for (const p of int8 ? ['ours', 'ort', 'ort-int8'] : ['ours', 'ort']) rss[p] = runRssChild(p, name, args.threads);
+      console.error(`${name}: rss ${MB(rss.ours.loaded.rss)} / ${MB(rss.ort.loaded.rss)} MB`);
+    }
+    const fileBytes = fs.statSync(path.join(stDir, '0_KoBertTransformer', 'model.safetensors')).size;
+    const graphOps = Object.entries(fusion.fused_ops).map(([k, v]) => `${k} ${v}`).join(', ');
+    results.push({
+      model: name,
+      desc: `random weights, 12 × 768, vocab ${m.vocab_size}, ${sentences.length} sentences, mean ${(tokens / sentences.length).toFixed(1)} tokens`,
+      graph: `\`model_opt.onnx\` — ${fusion.export}, then ${fusion.optimizer}; fused: ${graphOps}; int8: ${fusion.quantization} of that graph`,
+      n: sentences.length,
+      tok: sentences.length / (tokMs / 1000),
+      a: { ours: a.ours, ort: a.ort, int8: a['ort-int8'] },
+      e2e,
+      b: { ours: b.ours, ort: b.ort, int8: b['ort-int8'] },
+      bText,
+      bTokens: bBatch.ids.length,
+      c,
+      rss,
+      fileBytes,
+      cos,
+      cos8,
+    });
+  }
+  const ortVersion = JSON.parse(fs.readFileSync(path.join(__dirname, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')).version;
+  const md = report({ mach, args, results, loadBefore, loadAfter: loadavg(), busyBefore, busyAfter: busyProcesses(), peak, ortVersion, oursIsa });
+  fs.mkdirSync(path.dirname(args.out), { recursive: true });
+  fs.writeFileSync(args.out, md + '\n');
+  fs.writeFileSync(args.out.replace(/\.md$/, '.json'), JSON.stringify({ mach, peak, results }, null, 1));
+  console.log(md);
+}
+
+const B_REPS = 15;
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
