@@ -49,11 +49,15 @@ prebuildify(
       if (check.status !== 0) process.exit(check.status === null ? 1 : check.status);
     }
     if (process.platform === 'linux' || process.platform === 'darwin') {
-      const args = process.platform === 'darwin' ? ['-Sx', file] : ['--strip-all', file];
-      const s = spawnSync('strip', args, { stdio: 'inherit' });
-      if (s.status !== 0) {
-        console.error('prebuild failed: strip failed');
-        process.exit(1);
+      // The addon and any optional shared library prebuildify copied beside it (e.g. the CUDA backend).
+      for (const f of fs.readdirSync(outDir)) {
+        const p = path.join(outDir, f);
+        const args = process.platform === 'darwin' ? ['-Sx', p] : ['--strip-all', p];
+        const s = spawnSync('strip', args, { stdio: 'inherit' });
+        if (s.status !== 0) {
+          console.error(`prebuild failed: strip ${f} failed`);
+          process.exit(1);
+        }
       }
     }
     for (const f of fs.readdirSync(outDir)) {
