@@ -179,23 +179,79 @@ class ByteBuf {
 
 const utf8Decoder = new TextDecoder('utf-8');
 
+/** sentencepiece's kResultSize in PrefixMatcher::PrefixMatch: only the first 64 matches are considered. */
+const MAX_USER_MATCHES = 64;
+
+interface ByteTrieNode {
+  next: Map<number, ByteTrieNode>;
+  end: boolean;
+}
+
+/**
+ * normalizer::PrefixMatcher over the model's USER_DEFINED pieces: the longest symbol (in UTF-8 bytes, among the
+ * first 64 prefix matches) starting at a position. A matched symbol is copied through unnormalised.
+ */
+class UserSymbolMatcher {
+  private readonly root: ByteTrieNode = { next: new Map(), end: false };
+
+  constructor(symbols: readonly string[]) {
+    for (const sym of symbols) {
+      let node = this.root;
+      for (const b of Buffer.from(sym, 'utf8')) {
+        let child = node.next.get(b);
+        if (child === undefined) {
+          child = { next: new Map(), end: false };
+          node.next.set(b, child);
+        }
+        node = child;
+      }
+      node.end = true;
+    }
+  }
+
+  /** Length in bytes of the longest symbol at `pos`, or 0. */
+  match(input: Uint8Array, pos: number): number {
+    let node: ByteTrieNode | undefined = this.root;
+    let found = 0;
+    let best = 0;
+    for (let i = pos; i < input.length && found < MAX_USER_MATCHES; i++) {
+      node = node.next.get(input[i]);
+      if (node === undefined) break;
+      if (node.end) {
+        best = i + 1 - pos;
+        found++;
+      }
+    }
+    return best;
+  }
+}
+
 /** SentencePiece `Normalizer::Normalize` for one normalizer_spec. */
 export class SentencePieceNormalizer {
   private readonly charsmap: PrecompiledCharsMap | null;
+  private readonly userSymbols: UserSymbolMatcher | null;
   private readonly out = new ByteBuf();
 
+  /** `userDefined`: the model's USER_DEFINED pieces, which sentencepiece leaves unnormalised. */
   constructor(
     readonly spec: SpNormalizerSpec,
     file: string,
+    userDefined: readonly string[] = [],
   ) {
     this.charsmap = spec.precompiledCharsmap.length > 0 ? new PrecompiledCharsMap(spec.precompiledCharsmap, file) : null;
+    this.userSymbols = userDefined.length > 0 ? new UserSymbolMatcher(userDefined) : null;
   }
 
   /**
-   * NormalizePrefix: the replacement for the longest rule matching at `pos`, or the single (valid) UTF-8 character
-   * there, or U+FFFD for one malformed byte. Returns [replacement, consumed bytes].
+   * NormalizePrefix: a USER_DEFINED symbol at `pos` unchanged, else the replacement for the longest rule matching
+   * at `pos`, or the single (valid) UTF-8 character there, or U+FFFD for one malformed byte.
+   * Returns [replacement, consumed bytes].
    */
   private prefix(input: Uint8Array, pos: number): [Uint8Array, number] {
+    if (this.userSymbols !== null) {
+      const len = this.userSymbols.match(input, pos);
+      if (len > 0) return [input.subarray(pos, pos + len), len];
+    }
     if (this.charsmap !== null) {
       const len = this.charsmap.longestMatch(input, pos);
       if (len > 0) return [this.charsmap.lastReplacement, len];

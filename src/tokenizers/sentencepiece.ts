@@ -1,6 +1,6 @@
 /** A SentencePiece (unigram) processor: `.model` file -> normaliser + unigram segmentation. */
 import * as fs from 'fs';
-import { ModelFormatError, parseSentencePieceModel, SpModelProto, SpModelType } from './protobuf';
+import { ModelFormatError, parseSentencePieceModel, PieceType, SpModelProto, SpModelType } from './protobuf';
 import { SentencePieceNormalizer } from './sentencepiece-normalizer';
 import { SentencePieceUnigram } from './unigram';
 
@@ -22,7 +22,8 @@ export class SentencePieceProcessor {
     if (ts.treatWhitespaceAsSuffix) {
       throw new ModelFormatError(file, 'ModelProto.trainer_spec.treat_whitespace_as_suffix', 'not supported');
     }
-    this.normalizer = new SentencePieceNormalizer(model.normalizerSpec, file);
+    const userDefined = model.pieces.filter((p) => p.type === PieceType.USER_DEFINED).map((p) => p.piece);
+    this.normalizer = new SentencePieceNormalizer(model.normalizerSpec, file, userDefined);
     this.unigram = new SentencePieceUnigram(model, file);
   }
 

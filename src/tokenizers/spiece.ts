@@ -3,6 +3,12 @@
  * digit-comma split; the same rules as the KoBERT tokenizer) but the ids ARE the SentencePiece ids, and the
  * special tokens [CLS] [SEP] [UNK] [PAD] [MASK] are pieces of the model. Layout `[CLS] X [SEP]` (BERT), as skt's
  * KoBERTTokenizer builds it. Reuses the KoBERT machinery with a vocabulary made from the model's own pieces.
+ *
+ * skt's specials are USER_DEFINED pieces (SKTBrain/KoBERT issue #11: "[CLS] 감사합니다." -> ['▁', '[CLS]', ...]);
+ * the SentencePiece processor handles them as sentencepiece does (never normalised, always preferred). Literal
+ * specials in the text are split off before SentencePiece, as transformers' slow tokenizer does; one that appears
+ * only after NFKD (e.g. "[ＣＬＳ]") becomes its id through the USER_DEFINED piece, or "[", "C", ... with CONTROL.
+ * Tested against the Python reference (test/golden/make_golden_spiece.py, test/spiece.test.ts).
  */
 import * as fs from 'fs';
 import * as path from 'path';

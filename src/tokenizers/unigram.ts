@@ -17,6 +17,10 @@
  * The segmentation rules are otherwise the same: candidates are visited by start position then length, ties keep
  * the earlier start (strict `>`), an unknown piece covers exactly one character and is added only where no
  * one-character piece exists, and consecutive unknown pieces are merged into one.
+ * USER_DEFINED pieces (e.g. skt/kobert-base-v1's [CLS] [SEP]) are in the trie too, scored as sentencepiece scores
+ * them so that they always win: `length_in_bytes * max_score - 0.1` (max_score = the highest NORMAL score, at least
+ * FLT_MIN), computed in double as the C++ expression is (float product, double difference), the candidate path
+ * score compared in double and stored as float.
  */
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelFormatError, PieceType, SpModelProto } from './protobuf';
@@ -40,6 +44,8 @@ export interface UnigramPiece {
 export class SentencePieceUnigram {
   private readonly root: TrieNode = { next: new Map(), id: -1 };
   private readonly scores: Float32Array;
+  /** per piece: the double score of a USER_DEFINED piece, NaN for every other piece */
+  private readonly userScores: Float64Array;
   readonly unkId: number;
   readonly unkScore: number;
 
@@ -49,17 +55,20 @@ export class SentencePieceUnigram {
   ) {
     const { pieces } = model;
     this.scores = new Float32Array(pieces.length);
+    this.userScores = new Float64Array(pieces.length).fill(NaN);
     let minScore = 3.4028234663852886e38; // FLT_MAX
+    let maxScore = 1.1754943508222875e-38; // FLT_MIN, as in unigram_model.cc
     let unk = -1;
     pieces.forEach((p, i) => {
       this.scores[i] = p.score;
-      if (p.type === PieceType.NORMAL) minScore = Math.min(minScore, p.score);
-      if (p.type === PieceType.UNKNOWN) unk = i;
-      if (p.type === PieceType.USER_DEFINED) {
-        throw new ModelFormatError(file, `ModelProto.pieces[${i}].type`, 'USER_DEFINED pieces are not supported');
+      if (p.type === PieceType.NORMAL) {
+        minScore = Math.min(minScore, p.score);
+        maxScore = Math.max(maxScore, p.score);
       }
-      // NORMAL pieces go into the trie; UNUSED are skipped by the encoder; CONTROL/UNKNOWN/BYTE never match text.
-      if (p.type !== PieceType.NORMAL) return;
+      if (p.type === PieceType.UNKNOWN) unk = i;
+      // NORMAL and USER_DEFINED pieces go into the trie; UNUSED are skipped by the encoder; CONTROL/UNKNOWN/BYTE
+      // never match text.
+      if (p.type !== PieceType.NORMAL && p.type !== PieceType.USER_DEFINED) return;
       let node = this.root;
       for (const ch of p.piece) {
         const cp = ch.codePointAt(0)!;
@@ -70,7 +79,14 @@ export class SentencePieceUnigram {
         }
         node = child;
       }
+      if (node.id >= 0) throw new ModelFormatError(file, `ModelProto.pieces[${i}].piece`, `${JSON.stringify(p.piece)} is already defined`);
       node.id = i;
+    });
+    pieces.forEach((p, i) => {
+      if (p.type !== PieceType.USER_DEFINED) return;
+      if (p.piece.length === 0) throw new ModelFormatError(file, `ModelProto.pieces[${i}].piece`, 'piece must not be empty');
+      // C++: `length * max_score_ - 0.1` with size_t length (bytes) and float max_score_: a float product, then double.
+      this.userScores[i] = Math.fround(Buffer.byteLength(p.piece, 'utf8') * maxScore) - 0.1;
     });
     this.unkId = unk;
     this.unkScore = Math.fround(Math.fround(minScore) - UNK_PENALTY);
@@ -93,6 +109,7 @@ export class SentencePieceUnigram {
     const startsAt = new Int32Array(n + 1).fill(-1);
     const ids = new Int32Array(n + 1);
     const scores = this.scores;
+    const userScores = this.userScores;
     for (let start = 0; start < n; start++) {
       const till = best[start];
       let node: TrieNode | undefined = this.root;
@@ -102,7 +119,9 @@ export class SentencePieceUnigram {
         if (node === undefined) break;
         if (node.id >= 0) {
           const target = k + 1;
-          const cand = Math.fround(scores[node.id] + till);
+          const user = userScores[node.id];
+          // float + float for NORMAL pieces; double for USER_DEFINED ones (rounded to float when stored)
+          const cand = user === user ? user + till : Math.fround(scores[node.id] + till);
           if (startsAt[target] === -1 || cand > best[target]) {
             best[target] = cand;
             startsAt[target] = start;
