@@ -90,6 +90,40 @@ static void testGemm(Isa isa, int M, int N, int K, ThreadPool* pool, bool bias) 
          fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
 }
 
+// ---------------------------------------------------------------- GEMM + GELU epilogue
+// Reference: gelu_ref(gemm_ref). Bound: the GEMM bound carried through gelu (|gelu'| < 1.13) plus the GELU bound:
+// |y - ref| <= 1.2 · (1e-5 · (Σ_k |x_k w_k| + |b|) + 1e-6) + 2e-6·|ref| + 2e-7·|z|, z = the pre-activation.
+static void testGemmGelu(Isa isa, int M, int N, int K, Activation act, ThreadPool* pool, float xscale = 1.f) {
+  auto x = rnd(size_t(M) * K, -xscale, xscale), W = rnd(size_t(N) * K), b = rnd(N);
+  std::vector<float> z(size_t(M) * N), got(size_t(M) * N, NAN);
+  gemm_raw_ref(x.data(), M, N, K, W.data(), b.data(), z.data());
+  std::vector<float> ref = z;
+  gelu_ref(ref.data(), ref.size(), act, nullptr);
+  PackedWeight pw;
+  pw.raw = W.data();
+  pw.N = N;
+  pw.K = K;
+  const Ops& ops = opsFor(isa);
+  ops.pack(pw);
+  ops.gemm_gelu(x.data(), M, pw, b.data(), got.data(), act, pool);
+  bool ok = true;
+  double worst = 0, maxd = 0;
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double s = std::fabs(b[n]);
+      for (int k = 0; k < K; ++k) s += std::fabs(double(x[size_t(m) * K + k]) * W[size_t(n) * K + k]);
+      const size_t i = size_t(m) * N + n;
+      const double d = std::fabs(double(got[i]) - ref[i]);
+      const double tol = 1.2 * (1e-5 * s + 1e-6) + 2e-6 * std::fabs(ref[i]) + 2e-7 * std::fabs(z[i]);
+      if (!(d <= tol)) ok = false;
+      worst = std::max(worst, d / tol);
+      maxd = std::max(maxd, d);
+    }
+  report(ok, fmt("gemm_gelu_%s %s M=%d N=%d K=%d threads=%d", isaName(isa), act == Activation::Gelu ? "erf" : "tanh",
+                 M, N, K, poolSize(pool)),
+         fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
+}
+
 // ---------------------------------------------------------------- GELU
 // Bound: |y - ref| <= 2e-6·|ref| + 2e-7·|x| (the erf / tanh forms cancel near 1+f(x)=0 in the reference).
 static void testGelu(Isa isa, Activation act, size_t n, ThreadPool* pool) {
@@ -841,6 +875,17 @@ int main(int argc, char** argv) {
       for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemm(isa, s[0], s[1], s[2], p, true);
     testGemm(isa, 19, 35, 300, &pool2, false);
     testGemm(isa, 517, 3072, 96, &pool2, true);
+    // Batch-1 shapes (one row block, N split across threads) and shapes whose panel count has no even split.
+    testGemm(isa, 16, 2304, 768, &pool2, true);
+    testGemm(isa, 13, 72 * 32 + 5, 40, &pool2, true);
+    testGemm(isa, 200, 70 * 32, 33, &pool2, true);
+    for (Activation act : {Activation::Gelu, Activation::GeluNew}) {
+      const int gs[][3] = {{1, 1, 1}, {1, 7, 17}, {7, 33, 100}, {16, 3072, 64}, {13, 100, 300}, {200, 45, 24},
+                           {12, 32, 513}, {385, 96, 40}};
+      for (auto& g : gs)
+        for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemmGelu(isa, g[0], g[1], g[2], act, p);
+      testGemmGelu(isa, 37, 70, 50, act, &pool2, 8.f);  // large pre-activations: both tails of GELU
+    }
     for (Activation act : {Activation::Gelu, Activation::GeluNew})
       for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(17), size_t(33), size_t(4099), size_t(100000)})
         testGelu(isa, act, n, n > 1000 ? &pool2 : nullptr);

@@ -4,7 +4,9 @@
 // pad_token_id + 1) and DistilBERT (modeling_distilbert.py: q_lin/k_lin/v_lin/out_lin, sa_layer_norm,
 // ffn.lin1/lin2, output_layer_norm, no token types),
 // followed by sentence-transformers Pooling and optional Normalize. Sequences are packed end to end.
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -26,6 +28,16 @@ namespace kst {
 namespace {
 
 using cpu::PackedWeight;
+
+// Once a weight is packed the SIMD path reads only the packed copy: hand the raw pages back to the kernel so
+// they stop counting in RSS (file-backed pages of the mapping are re-read from the page cache if ever touched
+// again; a converted heap copy is not read again). Only whole pages inside [p, p + bytes) are released.
+void dropPages(const void* p, size_t bytes) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
 
 int popcount4(uint32_t m) {
   int n = 0;
@@ -77,6 +89,7 @@ void BertModel::linear(PackedWeight& w, const std::string& prefix, int N, int K,
   w.K = K;
   *bias = wf_.get(prefix + ".bias", {N});
   ops_->pack(w);
+  if (w.nr > 0) dropPages(w.raw, static_cast<size_t>(N) * K * sizeof(float));
 }
 
 BertModel::BertModel(const BertConfig& cfg, const WeightsSource& ws, const Options& opt)
@@ -256,19 +269,18 @@ void BertModel::encode(const EncodeRequest& req, float* out, size_t out_len) {
     // BertSelfAttention: fused query/key/value projection, then attention per (sequence, head).
     ops.gemm(x_.data(), M, L.qkv, L.qkv_b.data(), qkv_.data(), pool);
     ops.attention(a, scratch_.data(), pool);
-    dump(p + "attention.self", ctx_.data(), T, H);
+    if (!p.empty()) dump(p + "attention.self", ctx_.data(), T, H);
     // BertSelfOutput: dense, dropout (identity), LayerNorm(hidden + input)
     ops.gemm(ctx_.data(), M, L.attn_out, L.attn_out_b, tmp_.data(), pool);
     ops.add_layernorm(tmp_.data(), x_.data(), L.ln1_g, L.ln1_b, x_.data(), M, H, eps, pool);
-    dump(p + "attention.output", x_.data(), T, H);
+    if (!p.empty()) dump(p + "attention.output", x_.data(), T, H);
     // BertIntermediate: dense + activation
-    ops.gemm(x_.data(), M, L.inter, L.inter_b, inter_.data(), pool);
-    ops.gelu(inter_.data(), T * I, cfg_.hidden_act, pool);
-    dump(p + "intermediate", inter_.data(), T, I);
+    ops.gemm_gelu(x_.data(), M, L.inter, L.inter_b, inter_.data(), cfg_.hidden_act, pool);
+    if (!p.empty()) dump(p + "intermediate", inter_.data(), T, I);
     // BertOutput: dense, LayerNorm(hidden + attention output)
     ops.gemm(inter_.data(), M, L.out, L.out_b, tmp_.data(), pool);
     ops.add_layernorm(tmp_.data(), x_.data(), L.ln2_g, L.ln2_b, x_.data(), M, H, eps, pool);
-    dump(p + "output", x_.data(), T, H);
+    if (!p.empty()) dump(p + "output", x_.data(), T, H);
   }
 
   size_t rows, dim;

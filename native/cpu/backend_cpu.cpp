@@ -12,6 +12,8 @@ namespace cpu {
 // ---- AVX2 + FMA (native/cpu/*_avx2.cpp)
 void pack_avx2(PackedWeight& w);
 void gemm_avx2(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
+void gemm_gelu_avx2(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
+                    ThreadPool* pool);
 void gelu_avx2(float* x, size_t n, Activation act, ThreadPool* pool);
 void add_layernorm_avx2(const float* x, const float* res, const float* gamma, const float* beta, float* y, int M,
                         int N, float eps, ThreadPool* pool);
@@ -19,7 +21,11 @@ void attention_avx2(const AttnArgs& a, float* scratch, ThreadPool* pool);
 // ---- AVX-512 F/BW/VL/DQ (native/cpu/*_avx512.cpp)
 void pack_avx512(PackedWeight& w);
 void gemm_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
+void gemm_gelu_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
+                      ThreadPool* pool);
 void gelu_avx512(float* x, size_t n, Activation act, ThreadPool* pool);
+void add_layernorm_avx512(const float* x, const float* res, const float* gamma, const float* beta, float* y, int M,
+                          int N, float eps, ThreadPool* pool);
 void attention_avx512(const AttnArgs& a, float* scratch, ThreadPool* pool);
 
 void AlignedBuffer::resize(size_t n) {
@@ -67,6 +73,7 @@ const Ops& opsFor(Isa isa) {
     o.name = "scalar";
     o.pack = pack_ref;
     o.gemm = gemm_ref;
+    o.gemm_gelu = gemm_gelu_ref;
     o.gelu = gelu_ref;
     o.add_layernorm = add_layernorm_ref;
     o.attention = attention_ref;
@@ -79,6 +86,7 @@ const Ops& opsFor(Isa isa) {
     o.name = "avx2";
     o.pack = pack_avx2;
     o.gemm = gemm_avx2;
+    o.gemm_gelu = gemm_gelu_avx2;
     o.gelu = gelu_avx2;
     o.add_layernorm = add_layernorm_avx2;
     o.attention = attention_avx2;
@@ -90,7 +98,9 @@ const Ops& opsFor(Isa isa) {
     o.name = "avx512";
     o.pack = pack_avx512;
     o.gemm = gemm_avx512;
+    o.gemm_gelu = gemm_gelu_avx512;
     o.gelu = gelu_avx512;
+    o.add_layernorm = add_layernorm_avx512;
     o.attention = attention_avx512;
     return o;
   }();

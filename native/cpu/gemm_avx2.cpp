@@ -151,6 +151,15 @@ void gemm_avx2(const float* x, int M, const PackedWeight& w, const float* bias, 
   parallelRun(pool, static_cast<int64_t>(mblocks) * j.n_pg, 1, task, &j);
 }
 
+void gelu_avx2(float* x, size_t n, Activation act, ThreadPool* pool);  // gelu_avx2.cpp
+
+// AVX2 has no fused epilogue yet: GEMM, then GELU as a second pass.
+void gemm_gelu_avx2(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
+                    ThreadPool* pool) {
+  gemm_avx2(x, M, w, bias, y, pool);
+  gelu_avx2(y, static_cast<size_t>(M) * w.N, act, pool);
+}
+
 }  // namespace cpu
 }  // namespace kst
 #endif

@@ -5,6 +5,11 @@
 // K block starts from the bias, later ones accumulate into y. Work is split over (row block, panel group)
 // tasks. Tails: rows via the kernel's row-count template; a last partial panel runs over the whole K
 // into a stack tile and copies the valid columns out.
+// Epilogue: gemm_gelu_avx512 applies GELU (erf or tanh form) to each finished tile while it is still in L1
+// (after the last K block), so the FFN's intermediate activation costs no extra pass over memory.
+// Work split: (row block, panel group) tasks, the group count chosen so the task count is a multiple of the
+// thread count where possible (no thread idles at the end); at batch 1 (one row block) that splits N across
+// the threads. Row tiles inside a block are balanced (16 rows → 8 + 8, not 12 + 4).
 #include "ops.h"
 #include "simd.h"
 
@@ -76,7 +81,28 @@ struct Job {
   const float* bias;
   float* y;
   int mc, panels, full_panels, pg, n_pg;
+  int ep;  // epilogue: 0 none, 1 GELU (erf), 2 GELU (tanh)
 };
+
+// In place over `rows` rows of 32 floats (row stride ld) just written: y = gelu(y).
+void epilogue(int ep, float* C, int rows, int ld) {
+  for (int r = 0; r < rows; ++r) {
+    float* c = C + static_cast<size_t>(r) * ld;
+    if (ep == 1) {
+      _mm512_storeu_ps(c, gelu_erf16(_mm512_loadu_ps(c)));
+      _mm512_storeu_ps(c + 16, gelu_erf16(_mm512_loadu_ps(c + 16)));
+    } else {
+      _mm512_storeu_ps(c, gelu_tanh16(_mm512_loadu_ps(c)));
+      _mm512_storeu_ps(c + 16, gelu_tanh16(_mm512_loadu_ps(c + 16)));
+    }
+  }
+}
+
+// Rows per tile for a block of `rows` rows: as even as possible, at most MR.
+inline int tileRows(int rows) {
+  const int nt = (rows + MR - 1) / MR;
+  return (rows + nt - 1) / nt;
+}
 
 void task(void* ctx, int64_t begin, int64_t end, int) {
   const Job& j = *static_cast<const Job*>(ctx);
@@ -87,8 +113,10 @@ void task(void* ctx, int64_t begin, int64_t end, int) {
     const int m0 = mb * j.mc, m1 = imin(j.M, m0 + j.mc);
     const int p0 = gb * j.pg, p1 = imin(j.panels, p0 + j.pg);
     const int pf = imin(p1, j.full_panels);  // full panels of this group: [p0, pf)
+    const int tr = tileRows(m1 - m0);
     for (int k0 = 0; k0 < j.K; k0 += KC) {
       const int kc = imin(KC, j.K - k0);
+      const bool last = k0 + kc >= j.K;
       for (int p = p0; p < pf; ++p) {
         const float* B = j.packed + (static_cast<size_t>(p) * j.K + k0) * NR;
         const int n0 = p * NR;
@@ -100,9 +128,11 @@ void task(void* ctx, int64_t begin, int64_t end, int) {
             for (int c = 0; c < NR; ++c) bias[c] = 0.f;
           }
         }
-        for (int m = m0; m < m1; m += MR) {
-          runKernel(imin(MR, m1 - m), j.x + static_cast<size_t>(m) * j.K + k0, j.K, B, kc, bp, k0 > 0,
-                    j.y + static_cast<size_t>(m) * j.N + n0, j.N);
+        for (int m = m0; m < m1; m += tr) {
+          const int rows = imin(tr, m1 - m);
+          float* C = j.y + static_cast<size_t>(m) * j.N + n0;
+          runKernel(rows, j.x + static_cast<size_t>(m) * j.K + k0, j.K, B, kc, bp, k0 > 0, C, j.N);
+          if (last && j.ep) epilogue(j.ep, C, rows, j.N);
         }
       }
     }
@@ -110,9 +140,10 @@ void task(void* ctx, int64_t begin, int64_t end, int) {
       const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
       const int n0 = p * NR, cols = j.N - n0;
       for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
-      for (int m = m0; m < m1; m += MR) {
-        const int rows = imin(MR, m1 - m);
+      for (int m = m0; m < m1; m += tr) {
+        const int rows = imin(tr, m1 - m);
         runKernel(rows, j.x + static_cast<size_t>(m) * j.K, j.K, B, j.K, bias, false, tile, NR);
+        if (j.ep) epilogue(j.ep, tile, rows, NR);
         for (int r = 0; r < rows; ++r)
           for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
       }
@@ -134,7 +165,8 @@ void pack_avx512(PackedWeight& w) {
   w.nr = NR;
 }
 
-void gemm_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool) {
+namespace {
+void run(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool) {
   if (M <= 0 || w.N <= 0) return;
   Job j;
   j.x = x;
@@ -144,17 +176,36 @@ void gemm_avx512(const float* x, int M, const PackedWeight& w, const float* bias
   j.packed = w.pdata;
   j.bias = bias;
   j.y = y;
+  j.ep = ep;
   j.panels = (w.N + NR - 1) / NR;
   j.full_panels = w.N / NR;
   // Row blocks of at most 192 rows (mc × KC of x stays in L2), balanced so the last is not tiny.
   const int mblocks = (M + 191) / 192;
   j.mc = ((M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
   const int threads = poolThreads(pool);
-  // Enough panel groups that every thread gets work even for a single row block.
-  const int want_groups = imax(1, (2 * threads + mblocks - 1) / mblocks);
-  j.pg = imax(1, imin(8, (j.panels + want_groups - 1) / want_groups));
+  // Panel groups of at most 8 panels (a KC × 8 × 32 slice of W stays in L2 while the row tiles pass), at least
+  // enough groups that every thread has work; prefer a group count that divides the panels evenly and makes
+  // the task count a multiple of the thread count.
+  const int min_groups = imax((j.panels + 7) / 8, (threads + mblocks - 1) / mblocks);
+  int groups = 0;
+  for (int g = min_groups; g <= imin(j.panels, 4 * min_groups) && !groups; ++g)
+    if (j.panels % g == 0 && (static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
+  for (int g = min_groups; g <= imin(j.panels, 4 * min_groups) && !groups; ++g)
+    if ((static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
+  if (!groups) groups = imin(j.panels, imax(min_groups, (2 * threads + mblocks - 1) / mblocks));
+  j.pg = (j.panels + groups - 1) / groups;
   j.n_pg = (j.panels + j.pg - 1) / j.pg;
   parallelRun(pool, static_cast<int64_t>(mblocks) * j.n_pg, 1, task, &j);
+}
+}  // namespace
+
+void gemm_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool) {
+  run(x, M, w, bias, y, 0, pool);
+}
+
+void gemm_gelu_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
+                      ThreadPool* pool) {
+  run(x, M, w, bias, y, act == Activation::Gelu ? 1 : 2, pool);
 }
 
 }  // namespace cpu

@@ -86,6 +86,9 @@ struct Ops {
   void (*pack)(PackedWeight& w);
   // y[M,N] = x[M,K] Wᵀ + bias (bias may be null). x row stride K, y row stride N.
   void (*gemm)(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
+  // y = act(x Wᵀ + bias): GEMM with the activation applied in its epilogue (BertIntermediate).
+  void (*gemm_gelu)(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
+                    ThreadPool* pool);
   // In place: x = act(x) over n floats.
   void (*gelu)(float* x, size_t n, Activation act, ThreadPool* pool);
   // y = LayerNorm(x + res) row-wise over M rows of N; res may be null; y may alias x or res.

@@ -42,6 +42,12 @@ void gelu_ref(float* x, size_t n, Activation act, ThreadPool* pool) {
   });
 }
 
+void gemm_gelu_ref(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
+                   ThreadPool* pool) {
+  gemm_ref(x, M, w, bias, y, pool);
+  gelu_ref(y, static_cast<size_t>(M) * w.N, act, pool);
+}
+
 void add_layernorm_ref(const float* x, const float* res, const float* gamma, const float* beta, float* y,
                        int M, int N, float eps, ThreadPool* pool) {
   parallelFor(pool, M, 8, [&](int64_t b, int64_t e, int) {

@@ -13,6 +13,9 @@ namespace cpu {
 void pack_ref(PackedWeight& w);
 // y[M,N] = x[M,K] Wᵀ + b, W = w.raw in HF Linear layout [N][K].
 void gemm_ref(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
+// y = gelu(x Wᵀ + b): the FFN's intermediate dense + activation (BertIntermediate), as one op.
+void gemm_gelu_ref(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
+                   ThreadPool* pool);
 // Same, with raw pointers (used by the tests).
 void gemm_raw_ref(const float* x, int M, int N, int K, const float* W, const float* bias, float* y);
 // x = gelu(x): exact erf form 0.5·x·(1 + erf(x/√2)) or the tanh form (gelu_new).
