@@ -307,6 +307,7 @@ void BertCuda<T>::run(const kst_cuda_request& req, float* out, size_t out_len) {
                         std::to_string(dim),
                     false);
   KST_CUDA_CHECK(cudaSetDevice(dev_));
+  cudaGetLastError();  // a stale non-sticky error left on this (pool) thread by other code is not ours
 
   int max_len = 0;
   for (int s = 0; s < B; ++s) max_len = std::max(max_len, static_cast<int>(req.lengths[s]));

@@ -28,6 +28,9 @@ inline bool isSticky(cudaError_t e) {
 }
 
 [[noreturn]] inline void throwCuda(cudaError_t e, const char* expr, const char* file, int line) {
+  // A non-sticky error (out of memory) stays in the thread's "last error" slot until read: clear it, or every
+  // later launch check on this thread would report it again.
+  if (!isSticky(e)) cudaGetLastError();
   std::string f(file);
   const size_t slash = f.find_last_of('/');
   if (slash != std::string::npos) f = f.substr(slash + 1);
@@ -42,7 +45,7 @@ inline bool isSticky(cudaError_t e) {
     if (kst_e_ != cudaSuccess) ::kst::cuda::throwCuda(kst_e_, #expr, __FILE__, __LINE__); \
   } while (0)
 // After a kernel launch: catches bad launch configurations at once (asynchronous faults surface at the sync).
-#define KST_CUDA_LAUNCH(name) KST_CUDA_CHECK(cudaPeekAtLastError())
+#define KST_CUDA_LAUNCH(name) KST_CUDA_CHECK(cudaGetLastError())
 
 // Operand element types. T is __half or __nv_bfloat16; accumulation is always fp32.
 template <typename T> struct Vec2;

@@ -199,7 +199,8 @@ __global__ void __launch_bounds__(256)
 struct ConfigShape {
   int bm, bn;
 };
-constexpr ConfigShape kShapes[GEMM_NUM_CONFIGS] = {{128, 128}, {64, 128}, {64, 64}, {32, 64}, {32, 32}, {16, 16}};
+constexpr ConfigShape kShapes[GEMM_NUM_CONFIGS] = {{128, 128}, {64, 128}, {64, 64}, {32, 64},
+                                                     {32, 32},   {16, 16},  {128, 256}, {128, 128}};
 
 // Config id → kernel template arguments.
 #define KST_GEMM_CONFIGS(X)         \
@@ -207,7 +208,9 @@ constexpr ConfigShape kShapes[GEMM_NUM_CONFIGS] = {{128, 128}, {64, 128}, {64, 6
   X(GEMM_64x128, 64, 128, 32, 2, 4, 4)   \
   X(GEMM_64x64, 64, 64, 32, 2, 2, 4)     \
   X(GEMM_32x64, 32, 64, 32, 1, 4, 4)     \
-  X(GEMM_32x32, 32, 32, 32, 2, 2, 4)
+  X(GEMM_32x32, 32, 32, 32, 2, 2, 4)     \
+  X(GEMM_128x256, 128, 256, 32, 2, 4, 3) \
+  X(GEMM_128x128_K64, 128, 128, 64, 2, 4, 3)
 
 template <typename T, int BM, int BN, int BK, int WM, int WN, int STAGES>
 void launchTile(const T* A, const T* W, int M, int N, int K, const GemmEpilogue& ep, cudaStream_t stream) {
@@ -226,7 +229,8 @@ void prepareTile() {
 }  // namespace
 
 const char* gemmConfigName(int config) {
-  static const char* names[GEMM_NUM_CONFIGS] = {"128x128", "64x128", "64x64", "32x64", "32x32", "simt"};
+  static const char* names[GEMM_NUM_CONFIGS] = {"128x128", "64x128", "64x64",   "32x64",
+                                                "32x32",   "simt",   "128x256", "128x128k64"};
   return config >= 0 && config < GEMM_NUM_CONFIGS ? names[config] : "?";
 }
 

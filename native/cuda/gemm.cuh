@@ -29,8 +29,10 @@ enum GemmConfig {
   GEMM_64x64 = 2,
   GEMM_32x64 = 3,
   GEMM_32x32 = 4,
-  GEMM_SIMT = 5,  // the fallback kernel
-  GEMM_NUM_CONFIGS = 6
+  GEMM_SIMT = 5,        // the fallback kernel
+  GEMM_128x256 = 6,     // 8 warps of 64×64 (not picked by GEMM_AUTO until measured on a GPU)
+  GEMM_128x128_K64 = 7, // BK = 64, 3 stages (likewise)
+  GEMM_NUM_CONFIGS = 8
 };
 const char* gemmConfigName(int config);
 // The configuration gemm_cuda uses for this shape on a device with num_sms SMs.

@@ -42,7 +42,7 @@ void GraphCache::run(const GraphKey& key, cudaStream_t stream, const std::functi
   const cudaError_t ec = cudaStreamEndCapture(stream, &graph);
   cudaGraphExec_t exec = nullptr;
   cudaError_t ei = cudaErrorUnknown;
-  if (ec == cudaSuccess && graph) ei = cudaGraphInstantiate(&exec, graph, 0);
+  if (ec == cudaSuccess && graph) ei = cudaGraphInstantiateWithFlags(&exec, graph, 0);
   if (graph) cudaGraphDestroy(graph);
   if (ec != cudaSuccess || ei != cudaSuccess) {
     // Capture is not available here: run eagerly from now on.
