@@ -20,14 +20,17 @@
 # Options: --quick (fewer repetitions), --prebuilt DIR (libkst_cuda.so, test_cuda_ops, test_cuda_loader,
 # kst_gpu_bench built elsewhere), --archs LIST (CMake CUDA architectures, default: this card's, e.g. 90-real),
 # --budget SECONDS (default 450), --out FILE (report path), --work DIR (scratch, default a temp dir),
-# --direct-build (skip cmake), --python PY.
+# --direct-build (skip cmake), --python PY, --export DIR (copy report, raw records and logs there; default $OUT,
+# the folder the device tool brings back).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DRY=0 QUICK=0 PREBUILT="" ARCHS="" OUT="" BUDGET=450 WORK="" DIRECT=0 COMMIT="${KST_COMMIT:-}"
+DRY=0 QUICK=0 PREBUILT="" ARCHS="" REPORT="" BUDGET=450 WORK="" DIRECT=0 COMMIT="${KST_COMMIT:-}"
 PY="${PYTHON:-python3}"
+# The device tool brings back only what is written under $OUT: the report, raw records and logs are copied there.
+EXPORT="${OUT:-}"
 
-usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR>1 && /^#/ {sub(/^# ?/, ""); print; next} NR>1 {exit}' "${BASH_SOURCE[0]}"; }
 die_usage() { echo "bench/gpu.sh: $*" >&2; echo "run bench/gpu.sh --help for the options" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,7 +39,8 @@ while [ $# -gt 0 ]; do
     --prebuilt) [ $# -ge 2 ] || die_usage "--prebuilt needs a directory"; PREBUILT="$(cd "$2" 2>/dev/null && pwd)" || die_usage "--prebuilt: no such directory: $2"; shift ;;
     --archs) [ $# -ge 2 ] || die_usage "--archs needs a list (e.g. 90-real)"; ARCHS="$2"; shift ;;
     --budget) [ $# -ge 2 ] && [[ "$2" =~ ^[0-9]+$ ]] || die_usage "--budget needs a number of seconds"; BUDGET="$2"; shift ;;
-    --out) [ $# -ge 2 ] || die_usage "--out needs a file"; OUT="$2"; shift ;;
+    --out) [ $# -ge 2 ] || die_usage "--out needs a file"; REPORT="$2"; shift ;;
+    --export) [ $# -ge 2 ] || die_usage "--export needs a directory"; EXPORT="$2"; shift ;;
     --work) [ $# -ge 2 ] || die_usage "--work needs a directory"; WORK="$2"; shift ;;
     --commit) [ $# -ge 2 ] || die_usage "--commit needs a value"; COMMIT="$2"; shift ;;
     --python) [ $# -ge 2 ] || die_usage "--python needs an interpreter"; PY="$2"; shift ;;
@@ -284,11 +288,16 @@ elif [ $TORCH = 1 ]; then
 fi
 
 # ---- 7. report ----------------------------------------------------------------------------------------------------
-if [ -z "$OUT" ]; then
-  if [ "$DRY" = 1 ]; then OUT="$WORK/gpu-dryrun.md"; else OUT="$ROOT/bench/results/gpu.md"; fi
+if [ -z "$REPORT" ]; then
+  if [ "$DRY" = 1 ]; then REPORT="$WORK/gpu-dryrun.md"; else REPORT="$ROOT/bench/results/gpu.md"; fi
 fi
-mkdir -p "$(dirname "$OUT")"
-cp "$RAW" "$(dirname "$OUT")/$(basename "$OUT" .md)-raw.jsonl"
-"$PY" "$ROOT/bench/gpu/report.py" "$RAW" --out "$OUT" >&2 || fail "report"
-log "done in $((SECONDS - START))s; report $OUT; scratch $WORK"
+mkdir -p "$(dirname "$REPORT")"
+RAWCOPY="$(dirname "$REPORT")/$(basename "$REPORT" .md)-raw.jsonl"
+cp "$RAW" "$RAWCOPY"
+"$PY" "$ROOT/bench/gpu/report.py" "$RAW" --out "$REPORT" >&2 || fail "report"
+if [ -n "$EXPORT" ]; then
+  mkdir -p "$EXPORT/gpu-logs" && cp "$REPORT" "$RAWCOPY" "$EXPORT/" && cp "$WORK"/*.log "$EXPORT/gpu-logs/" 2>/dev/null
+  log "copied the report, raw records and logs to $EXPORT"
+fi
+log "done in $((SECONDS - START))s; report $REPORT; scratch $WORK"
 [ "$FAILED" = 0 ] && exit 0 || exit 1
