@@ -244,7 +244,15 @@ if [ $TORCH = 1 ]; then
   RC=$?
   cat "$WORK/parity.jsonl" >> "$RAW"
   grep '"kind":"parity"' "$WORK/parity.jsonl" | sed 's/^/  /' >&2
-  [ $RC = 0 ] || { tail -3 "$WORK/parity.log" >&2; fail "parity (exit $RC)"; }
+  if [ $RC != 0 ]; then
+    tail -3 "$WORK/parity.log" >&2
+    fail "parity (exit $RC)"
+    if [ "$DRY" = 0 ] && have_time 60; then  # where does it diverge? per-layer outputs of 4 sentences, CPU vs CUDA
+      timeout "$(tbox 60)" "$(bin kst_gpu_bench)" --model "$MODEL" --ids "$MODEL/ids.bin" --layers "$WORK/layers" > /dev/null 2>&1 &&
+        "$PY" "$ROOT/bench/gpu/compare_dumps.py" "$WORK/layers/cpu" "$WORK/layers/cuda" > "$WORK/layers.log" 2>&1
+      head -40 "$WORK/layers.log" >&2
+    fi
+  fi
   if have_time 100; then
     DEV=cuda; [ "$DRY" = 1 ] && DEV=cpu
     timeout "$(tbox 90)" "$PY" "$ROOT/bench/gpu/torch_bench.py" --model "$MODEL" --ids "$MODEL/ids.bin" --device $DEV --dtype fp32 \

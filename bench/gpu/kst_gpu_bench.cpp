@@ -7,6 +7,8 @@
 // (int32 count, then per sentence int32 length + ids). Output: one JSON object per line on stdout.
 // --cpu-only: runs only the CPU side (dry runs on machines without a GPU). --dump PREFIX writes the embeddings
 // as PREFIX.cpu.f32 / PREFIX.cuda_fp16.f32 / PREFIX.cuda_bf16.f32 (rows × hidden float32) for torch_bench.py.
+// --layers DIR: the first 4 sentences (one batch) through the CPU and CUDA fp16 models with KST_DUMP=DIR/cpu and
+// DIR/cuda (per-layer outputs), for bench/gpu/compare_dumps.py when parity fails.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -171,7 +173,7 @@ static double corpusThroughput(kst::Model& m, const std::vector<std::vector<int3
 }
 
 int main(int argc, char** argv) {
-  std::string modelDir, idsPath, dumpPrefix;
+  std::string modelDir, idsPath, dumpPrefix, layersDir;
   bool parity = false, bench = false, cpuOnly = false, quick = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -182,9 +184,11 @@ int main(int argc, char** argv) {
     else if (a == "--cpu-only") cpuOnly = true;
     else if (a == "--quick") quick = true;
     else if (a == "--dump" && i + 1 < argc) dumpPrefix = argv[++i];
-    else die("usage: kst_gpu_bench --model DIR --ids FILE [--parity] [--bench] [--cpu-only] [--quick] [--dump PREFIX]");
+    else if (a == "--layers" && i + 1 < argc) layersDir = argv[++i];
+    else die("usage: kst_gpu_bench --model DIR --ids FILE [--parity] [--bench] [--cpu-only] [--quick] [--dump PREFIX] [--layers DIR]");
   }
-  if (modelDir.empty() || idsPath.empty() || (!parity && !bench)) die("need --model, --ids and --parity and/or --bench");
+  if (modelDir.empty() || idsPath.empty() || (!parity && !bench && layersDir.empty()))
+    die("need --model, --ids and --parity, --bench or --layers");
   const Model mm = readManifest(modelDir);
   const auto sentences = readIds(idsPath);
   const size_t H = static_cast<size_t>(mm.cfg.hidden_size);
@@ -195,6 +199,22 @@ int main(int argc, char** argv) {
               sentences.size(), mm.cfg.num_hidden_layers, mm.cfg.hidden_size);
   if (!st.available && !cpuOnly) die("CUDA is not available: " + st.reason);
   int rc = 0;
+
+  if (!layersDir.empty()) {
+    std::vector<size_t> idx = {0, 1, 2, 3};
+    idx.resize(std::min<size_t>(4, sentences.size()));
+    std::vector<float> out;
+    for (int gpu = 0; gpu < (cpuOnly ? 1 : 2); ++gpu) {
+      const std::string d = layersDir + (gpu ? "/cuda" : "/cpu");
+      if (std::system(("mkdir -p '" + d + "'").c_str()) != 0) die("cannot create " + d);
+      setenv("KST_DUMP", d.c_str(), 1);
+      std::unique_ptr<kst::Model> m =
+          gpu ? kst::loadBertCuda(mm.cfg, mm.src, kst::CudaOptions()) : kst::loadBert(mm.cfg, mm.src, kst::Options());
+      encodeBatch(*m, sentences, idx.data(), idx.size(), out);
+      unsetenv("KST_DUMP");
+    }
+    std::printf("{\"kind\":\"layers\",\"dir\":\"%s\",\"sentences\":%zu}\n", layersDir.c_str(), idx.size());
+  }
 
   if (parity) {
     kst::Options opt;

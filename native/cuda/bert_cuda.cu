@@ -267,6 +267,7 @@ void BertCuda<T>::forward(const Slots& s, int B, int64_t T_, int max_len, uint32
     e_o.out_f32 = s.tmp;
     ops_.gemm(s.ctx, L.wo, M, H, H, e_o, st, GEMM_AUTO);
     ops_.add_layernorm(s.tmp, nullptr, L.ln1g, L.ln1b, s.x, s.xh, M, H, eps, st);
+    if (dumping) dump(("encoder.layer." + std::to_string(li) + ".attention.output").c_str(), s.x, T_, H);
     // intermediate: dense + bias + GELU
     GemmEpilogue e_i;
     e_i.bias = L.bi;
@@ -289,8 +290,10 @@ void BertCuda<T>::forward(const Slots& s, int B, int64_t T_, int max_len, uint32
     const int dim = H * popcount4(pooling);
     ops_.pooling(s.x, s.lengths, s.offsets, B, H, pooling, s.out, st);
     if (normalize) ops_.l2normalize(s.out, s.out, B, dim, st);
-  } else if (normalize) {
-    ops_.l2normalize(s.x, s.out, T_, H, st);
+    if (dumping) dump("output", s.out, B, dim);
+  } else {
+    if (normalize) ops_.l2normalize(s.x, s.out, T_, H, st);
+    if (dumping) dump("output", normalize ? s.out : s.x, T_, H);
   }
 }
 
