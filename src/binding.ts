@@ -46,6 +46,12 @@ export interface NativeModelOptions {
   threads?: number;
   /** 'auto' (default), 'scalar', 'avx2', 'avx512'; can only lower the ISA below what the CPU supports. */
   isa?: string;
+  /** 'cpu' (default), 'cuda', 'cuda:N' or 'auto' (GPU when the CUDA library and a GPU are usable, else CPU). */
+  device?: string;
+  /** Tensor-core operand type on the GPU (fp32 accumulate). Default fp16 ($KST_CUDA_PRECISION). */
+  cudaPrecision?: 'fp16' | 'bf16' | 'auto';
+  /** Capture CUDA graphs for repeated shapes (default on; $KST_CUDA_GRAPHS). */
+  cudaGraphs?: boolean;
 }
 
 export interface NativeEncodeOptions {
@@ -60,6 +66,12 @@ export interface NativeModelInfo extends NativeBertConfig {
   path: string;
   isa: NativeIsa;
   threads: number;
+  /** 'cpu' or 'cuda:N'. */
+  device: string;
+  /** The GPU's description ('' on the CPU). */
+  deviceName: string;
+  /** Why device 'auto' chose the CPU, when it did. */
+  deviceNote?: string;
 }
 
 export interface NativeModel {

@@ -17,7 +17,9 @@ import { Presets, SingleBar } from 'cli-progress';
 
 import { detectIsa, findPackageRoot, loadBinding, loadedAddonPath } from './binding';
 import { evaluateSts, formatStsResult, readKorSts, SIMILARITY_NAMES } from './evaluation';
+import { convertToSafetensors } from './io/pytorch';
 import { KoBertTransformer } from './models/transformer';
+import { RuntimeOptions } from './models/native-model';
 import { Normalize } from './models/normalize';
 import { Pooling } from './models/pooling';
 import { SentenceTransformer } from './sentence-transformer';
@@ -69,6 +71,7 @@ interface ModelFlags {
   model?: string;
   threads?: number;
   isa?: string;
+  device?: string;
 }
 
 async function loadModel(flags: ModelFlags): Promise<{ model: SentenceTransformer; dir: string }> {
@@ -76,9 +79,10 @@ async function loadModel(flags: ModelFlags): Promise<{ model: SentenceTransforme
   if (dir === undefined) {
     throw new UsageError('no default model ships with this copy of ko-sentence-transformers: pass --model <sentence-transformers folder>');
   }
-  const options: { threads?: number; isa?: string } = {};
+  const options: RuntimeOptions = {};
   if (flags.threads !== undefined) options.threads = flags.threads;
   if (flags.isa !== undefined) options.isa = flags.isa;
+  if (flags.device !== undefined) options.device = flags.device;
   const model = await SentenceTransformer.load(dir, options);
   return { model, dir };
 }
@@ -103,7 +107,8 @@ function addModelOptions(cmd: Command): Command {
   return cmd
     .option('-m, --model <dir>', 'sentence-transformers model folder (default: the model shipped in weights/)')
     .option('--threads <n>', 'core threads (0 = all cores)', nonNegativeInt('--threads'))
-    .addOption(new Option('--isa <isa>', 'lower the instruction set (default: best the CPU has, or $KST_ISA)').choices(['auto', 'avx512', 'avx2', 'scalar']));
+    .addOption(new Option('--isa <isa>', 'lower the instruction set (default: best the CPU has, or $KST_ISA)').choices(['auto', 'avx512', 'avx2', 'scalar']))
+    .option('--device <device>', "cpu | cuda | cuda:N | auto (default: $KST_DEVICE or cpu; 'auto' falls back to the CPU)");
 }
 
 /** Text lines of a file or of stdin ('-' or no file with piped input). A trailing newline adds no line. */
@@ -301,11 +306,11 @@ async function infoCommand(flags: ModelFlags & { json?: boolean }): Promise<void
   const { model, dir } = await loadModel(flags);
   try {
     const word = model.modules[0] as KoBertTransformer;
-    const native = word.info() as ReturnType<KoBertTransformer['info']> & { backend?: string };
+    const native = word.info();
     const pooling = model.modules.find((m): m is Pooling => m instanceof Pooling);
     const info = {
       model: path.resolve(dir),
-      modules: model.modules.map((m) => (m instanceof KoBertTransformer ? 'Transformer' : m instanceof Pooling ? 'Pooling' : m instanceof Normalize ? 'Normalize' : 'unknown')),
+      modules: model.modules.map((m) => m.constructor.name),
       config: {
         vocab_size: native.vocab_size,
         hidden_size: native.hidden_size,
@@ -319,7 +324,7 @@ async function infoCommand(flags: ModelFlags & { json?: boolean }): Promise<void
       embeddingDimension: model.getSentenceEmbeddingDimension(),
       pooling: pooling ? pooling.modes() : [],
       normalize: model.modules.some((m) => m instanceof Normalize),
-      backend: native.backend ?? 'cpu',
+      backend: native.device + (native.deviceName ? ` (${native.deviceName})` : '') + (native.deviceNote ? ` — ${native.deviceNote}` : ''),
       isa: native.isa,
       cpuBestIsa: detectIsa(),
       threads: native.threads,
@@ -408,6 +413,17 @@ export function buildProgram(): Command {
   addModelOptions(
     program.command('info').description('model config, backend, SIMD level, threads and the native addon in use').option('--json', 'print as JSON'),
   ).action((flags: ModelFlags & { json?: boolean }) => infoCommand(flags));
+
+  program
+    .command('convert')
+    .description('write model.safetensors from pytorch_model.bin in a model folder (read without executing any pickle code)')
+    .argument('<dir>', 'folder holding pytorch_model.bin')
+    .option('--overwrite', 'replace an existing model.safetensors')
+    .option('-o, --output <file>', 'write here instead of <dir>/model.safetensors')
+    .action((dir: string, flags: { overwrite?: boolean; output?: string }) => {
+      const r = convertToSafetensors(dir, flags);
+      process.stdout.write(`${r.output}: ${r.tensors} tensors from ${r.source}${r.skipped.length ? ` (skipped non-float: ${r.skipped.join(', ')})` : ''}\n`);
+    });
 
   for (const cmd of program.commands) cmd.exitOverride().configureOutput({ outputError: () => undefined }).showSuggestionAfterError(false);
   return program;

@@ -238,3 +238,36 @@ describe('errors: one line; exit 2 for bad usage, 1 for failures', () => {
     }
   });
 });
+
+describe('ko-sbert convert', () => {
+  const SRC = path.join(ROOT, 'test', 'fixtures', 'arch', 'models', 'bert-wordpiece-bin');
+
+  test('writes model.safetensors equal to the .bin and refuses to overwrite', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'convert-'));
+    fs.cpSync(SRC, dir, { recursive: true });
+    const r = cli(['convert', dir]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/model\.safetensors: \d+ tensors from .*pytorch_model\.bin/);
+    const again = cli(['convert', dir]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already exists/);
+
+    // The converted folder (safetensors only) gives the embeddings of the original (.bin) folder.
+    fs.renameSync(path.join(dir, 'pytorch_model.bin'), path.join(dir, 'pytorch_model.bin.orig'));
+    const a = await SentenceTransformer.load(SRC);
+    const b = await SentenceTransformer.load(dir);
+    try {
+      const s = ['한 남자가 음식을 먹는다.', '치타 한 마리가 먹이 뒤에서 달리고 있다.'];
+      expect(await b.encode(s)).toEqual(await a.encode(s));
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+
+  test('missing argument is a usage error (exit 2)', () => {
+    const r = cli(['convert']);
+    expect(r.code).toBe(2);
+  });
+});

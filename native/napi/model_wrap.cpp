@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "cuda_loader.h"
 #include "encode_worker.h"
 
 namespace kstnapi {
@@ -222,7 +223,25 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
     if (!threads.IsUndefined()) o.threads = static_cast<int>(requireInt(env, threads, "options.threads", 0, 1024));
     const Napi::Value isa = opts.Get("isa");
     if (!isa.IsUndefined()) o.isa = requireString(env, isa, "options.isa");
-    std::unique_ptr<kst::Model> m = kst::loadBert(cfg, src, o);
+    // device: 'cpu' (default) | 'cuda' | 'cuda:N' | 'auto'. The CUDA library is opened only for the last three;
+    // 'cuda' without a usable GPU throws with the reason, 'auto' falls back to the CPU and says why in info().
+    std::string device = "cpu";
+    const Napi::Value dev = opts.Get("device");
+    if (!dev.IsUndefined()) device = requireString(env, dev, "options.device");
+    kst::CudaOptions co;
+    const Napi::Value prec = opts.Get("cudaPrecision");
+    if (!prec.IsUndefined()) {
+      co.precision = requireString(env, prec, "options.cudaPrecision");
+      if (co.precision != "fp16" && co.precision != "bf16" && co.precision != "auto") {
+        rangeError(env, "options.cudaPrecision must be 'fp16', 'bf16' or 'auto', got '" + co.precision + "'");
+      }
+    }
+    const Napi::Value graphs = opts.Get("cudaGraphs");
+    if (!graphs.IsUndefined()) {
+      if (!graphs.IsBoolean()) typeError(env, "options.cudaGraphs must be a boolean, got " + typeOf(graphs));
+      co.graphs = graphs.As<Napi::Boolean>().Value() ? 1 : 0;
+    }
+    std::unique_ptr<kst::Model> m = kst::loadBertOnDevice(cfg, src, o, device, co, &device_note_);
     if (!m) throw Napi::Error::New(env, "loadBert returned no model");
     model_ = std::shared_ptr<kst::Model>(std::move(m));
     return 0;
@@ -313,6 +332,9 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
     o.Set("hidden_act", c.hidden_act == kst::Activation::Gelu ? "gelu" : "gelu_new");
     o.Set("model_type", kst::modelTypeName(c.model_type));
     o.Set("max_sequence_length", c.maxSequenceLength());
+    o.Set("device", kst::modelDevice(*model));
+    o.Set("deviceName", kst::modelDeviceName(*model));
+    if (!device_note_.empty()) o.Set("deviceNote", device_note_);
     return o;
   });
 }

@@ -28,6 +28,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // Shared with every in-flight EncodeWorker: the model is freed when the last holder lets go.
   std::shared_ptr<kst::Model> model_;
   std::string path_;
+  std::string device_note_;  // why device 'auto' chose the CPU ("" otherwise)
 };
 
 // Runs fn and turns any C++ exception other than Napi::Error into a JS Error (never crash the process).

@@ -10,13 +10,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { loadBinding, NativeBertConfig, NativeEncodeOptions, NativeModel, NativeModelInfo, NativeTensorSpec } from '../binding';
+import { NativeBertConfig, NativeEncodeOptions, NativeModel, NativeModelInfo, NativeTensorSpec } from '../binding';
 import { readPytorchCheckpointSync } from '../io/pytorch';
 import { readSafetensorsSync } from '../io/safetensors';
 import { KoBertTokenizer, KOBERT_VOCAB_FILE } from '../tokenizers';
 import { HfTokenizer, TextTokenizer } from '../tokenizers/hf-tokenizer';
 import { XlnetSpieceTokenizer } from '../tokenizers/spiece';
 import { intField, optionalBool, readJsonObject } from './config';
+import { openNativeModel, RuntimeOptions } from './native-model';
 
 export type ModelType = 'bert' | 'roberta' | 'xlm-roberta' | 'distilbert';
 export type EncoderConfig = NativeBertConfig & { model_type: ModelType };
@@ -180,10 +181,8 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
   throw new Error(`${dir}: no tokenizer found (expected tokenizer.json, spiece.model, or a KoBERT SentencePiece model with vocab.txt)`);
 }
 
-export interface TransformerOptions {
+export interface TransformerOptions extends RuntimeOptions {
   maxSeqLength?: number;
-  threads?: number;
-  isa?: string;
   doLowerCase?: boolean;
 }
 
@@ -231,15 +230,7 @@ export class Transformer {
       }
       maxSeqLength = posMax;
     }
-    const isa = options.isa ?? process.env.KST_ISA;
-    const Model = loadBinding().Model;
-    const native = new Model({
-      path: weightsFile,
-      config,
-      tensors,
-      ...(options.threads !== undefined ? { threads: options.threads } : {}),
-      ...(isa !== undefined && isa !== '' ? { isa } : {}),
-    });
+    const native = openNativeModel(weightsFile, config, tensors, options);
     return new Transformer(dir, config, tokenizer, native, maxSeqLength, doLowerCase, weightsFile);
   }
 

@@ -8,21 +8,18 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { loadBinding, NativeBertConfig, NativeEncodeOptions, NativeModel, NativeModelInfo } from '../binding';
+import { NativeBertConfig, NativeEncodeOptions, NativeModel, NativeModelInfo } from '../binding';
 import { readSafetensors } from '../io/safetensors';
 import { KoBertTokenizer } from '../tokenizers';
 import { bertTensorSpecs, readBertConfig } from './bert-weights';
 import { intField, optionalBool, readJsonObject } from './config';
+import { openNativeModel, RuntimeOptions } from './native-model';
 
 export { bertTensorSpecs, canonicalTensorName, expectedBertTensors, readBertConfig } from './bert-weights';
 
-export interface KoBertTransformerOptions {
+export interface KoBertTransformerOptions extends RuntimeOptions {
   /** Overrides sentence_bert_config.json's max_seq_length. */
   maxSeqLength?: number;
-  /** Core threads (0 / absent = all cores). */
-  threads?: number;
-  /** 'auto' | 'scalar' | 'avx2' | 'avx512' (can only lower the detected ISA). Default: env KST_ISA or auto. */
-  isa?: string;
   /** Lower-case texts before tokenizing (default: sentence_bert_config.json's do_lower_case, else false). */
   doLowerCase?: boolean;
 }
@@ -93,15 +90,7 @@ export class KoBertTransformer {
       );
     }
 
-    const isa = options.isa ?? process.env.KST_ISA;
-    const Model = loadBinding().Model;
-    const native = new Model({
-      path: weightsFile,
-      config,
-      tensors,
-      ...(options.threads !== undefined ? { threads: options.threads } : {}),
-      ...(isa !== undefined && isa !== '' ? { isa } : {}),
-    });
+    const native = openNativeModel(weightsFile, config, tensors, options);
     return new KoBertTransformer(dir, config, tokenizer, native, maxSeqLength, doLowerCase);
   }
 

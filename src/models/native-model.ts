@@ -1,0 +1,33 @@
+/**
+ * Opens the native model for a word-embedding module (KoBertTransformer, Transformer): the one place where the
+ * run-time options (threads, instruction set, device) are turned into the binding's options, with their
+ * environment-variable defaults.
+ */
+import { loadBinding, NativeBertConfig, NativeModel, NativeModelOptions, NativeTensorSpec } from '../binding';
+
+export interface RuntimeOptions {
+  /** Core threads (0 / absent = all available cores). */
+  threads?: number;
+  /** 'auto' | 'scalar' | 'avx2' | 'avx512' (can only lower the detected ISA). Default: env KST_ISA or auto. */
+  isa?: string;
+  /** 'cpu' | 'cuda' | 'cuda:N' | 'auto'. Default: env KST_DEVICE or 'cpu'. 'cuda' fails clearly without a GPU. */
+  device?: string;
+  /** GPU operand type, 'fp16' (default) or 'bf16'; accumulation is fp32. */
+  cudaPrecision?: 'fp16' | 'bf16' | 'auto';
+}
+
+export function openNativeModel(
+  weightsFile: string,
+  config: NativeBertConfig,
+  tensors: NativeTensorSpec[],
+  options: RuntimeOptions,
+): NativeModel {
+  const isa = options.isa ?? process.env.KST_ISA;
+  const device = options.device ?? process.env.KST_DEVICE;
+  const o: NativeModelOptions = { path: weightsFile, config, tensors };
+  if (options.threads !== undefined) o.threads = options.threads;
+  if (isa !== undefined && isa !== '') o.isa = isa;
+  if (device !== undefined && device !== '') o.device = device;
+  if (options.cudaPrecision !== undefined) o.cudaPrecision = options.cudaPrecision;
+  return new (loadBinding().Model)(o);
+}
