@@ -17,6 +17,7 @@ import { Presets, SingleBar } from 'cli-progress';
 
 import { detectIsa, findPackageRoot, loadBinding, loadedAddonPath } from './binding';
 import { evaluateSts, formatStsResult, readKorSts, SIMILARITY_NAMES } from './evaluation';
+import { DEMO_CORPUS, DEMO_QUERIES } from './demo';
 import { convertToSafetensors } from './io/pytorch';
 import { KoBertTransformer } from './models/transformer';
 import { RuntimeOptions } from './models/native-model';
@@ -28,19 +29,8 @@ import { semanticSearch } from './util';
 /** A mistake in how the command was called: exit code 2. */
 export class UsageError extends Error {}
 
-/** The seed project's semantic-search example (README): the default demo of `ko-sbert search`. */
-export const DEMO_CORPUS = [
-  '한 남자가 음식을 먹는다.',
-  '한 남자가 빵 한 조각을 먹는다.',
-  '그 여자가 아이를 돌본다.',
-  '한 남자가 말을 탄다.',
-  '한 여자가 바이올린을 연주한다.',
-  '두 남자가 수레를 숲 속으로 밀었다.',
-  '한 남자가 담으로 싸인 땅에서 백마를 타고 있다.',
-  '원숭이 한 마리가 드럼을 연주한다.',
-  '치타 한 마리가 먹이 뒤에서 달리고 있다.',
-];
-export const DEMO_QUERIES = ['한 남자가 파스타를 먹는다.', '고릴라 의상을 입은 누군가가 드럼을 연주하고 있다.', '치타가 들판을 가로 질러 먹이를 쫓는다.'];
+/** The default demo of `ko-sbert search` (src/demo.ts). */
+export { DEMO_CORPUS, DEMO_QUERIES };
 
 function isModelDir(dir: string): boolean {
   return fs.existsSync(path.join(dir, 'modules.json')) || fs.existsSync(path.join(dir, 'config.json'));

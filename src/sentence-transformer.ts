@@ -9,15 +9,15 @@ import { SingleBar, Presets } from 'cli-progress';
 
 import { findPackageRoot } from './binding';
 import { isHubId, resolveModelDir } from './io/hub';
-import { KoBertTransformer, KoBertTransformerOptions } from './models/transformer';
-import { Transformer } from './models/hf-transformer';
+import { KoBertTransformer } from './models/transformer';
+import { Transformer, TransformerOptions } from './models/hf-transformer';
 import { Dense } from './models/dense';
 import { Normalize } from './models/normalize';
 import { Pooling } from './models/pooling';
 import { readJsonFile } from './models/config';
 
-/** The first module: KoBERT (SentencePiece + vocab.txt) or any HF encoder with its tokenizer. */
-export type WordEmbeddingModule = KoBertTransformer | Transformer;
+/** The first module: a Transformer (KoBertTransformer is one with the KoBERT tokenizer). */
+export type WordEmbeddingModule = Transformer;
 export type SentenceTransformerModule = WordEmbeddingModule | Pooling | Dense | Normalize;
 
 export interface EncodeOptions {
@@ -28,7 +28,7 @@ export interface EncodeOptions {
   outputValue?: 'sentence_embedding' | 'token_embeddings';
 }
 
-export type LoadOptions = KoBertTransformerOptions & {
+export type LoadOptions = TransformerOptions & {
   /** Hub ids only: the revision (branch, tag or commit) to take from the local Hugging Face cache (default "main"). */
   revision?: string;
   /** Hub ids only: the Hugging Face hub cache folder (default HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub). */
@@ -99,7 +99,7 @@ export class SentenceTransformer {
       throw new Error('SentenceTransformer: modules must be [wordEmbeddingModel, Pooling, (Dense...), (Normalize)]');
     }
     const [word, pooling, ...rest] = modules;
-    if (!(word instanceof KoBertTransformer) && !(word instanceof Transformer)) {
+    if (!(word instanceof Transformer)) {
       throw new Error('SentenceTransformer: modules[0] must be a Transformer or KoBertTransformer');
     }
     if (!(pooling instanceof Pooling)) throw new Error('SentenceTransformer: modules[1] must be a Pooling module');
@@ -312,17 +312,16 @@ export class SentenceTransformer {
 }
 
 function isWord(m: unknown): m is WordEmbeddingModule {
-  return m instanceof KoBertTransformer || m instanceof Transformer;
+  return m instanceof Transformer;
 }
 
 /**
- * The word-embedding module of a folder: KoBERT (SentencePiece .model + vocab.txt, no tokenizer.json, BERT)
- * keeps its own module; everything else (tokenizer.json, spiece.model, RoBERTa, DistilBERT, pytorch_model.bin)
- * goes through the generic Transformer.
+ * The word-embedding module of a folder: KoBertTransformer for KoBERT folders (SentencePiece .model + vocab.txt,
+ * no tokenizer.json or spiece.model), else Transformer with the tokenizer loadTokenizer picks.
  */
 async function loadWordModule(dir: string, options: LoadOptions): Promise<WordEmbeddingModule> {
   const hasKoBert = fs.existsSync(path.join(dir, 'vocab.txt')) && fs.readdirSync(dir).some((f) => f.endsWith('.model') && f !== 'spiece.model');
   const hasOther = fs.existsSync(path.join(dir, 'tokenizer.json')) || fs.existsSync(path.join(dir, 'spiece.model'));
-  if (hasKoBert && !hasOther && fs.existsSync(path.join(dir, 'model.safetensors'))) return KoBertTransformer.load(dir, options);
+  if (hasKoBert && !hasOther) return KoBertTransformer.load(dir, options);
   return Transformer.load(dir, options);
 }

@@ -290,11 +290,24 @@ describe('KoBertTransformer config validation', () => {
     expect(err?.message).toMatch(/config\.json|model\.safetensors/);
   });
 
-  test('pytorch_model.bin only → clear error', async () => {
+  test('pytorch_model.bin is read (KoBERT shares the Transformer loader): a corrupt one → error naming the file', async () => {
     const dir = path.join(root, 'bin-only');
     fs.cpSync(WORD, dir, { recursive: true });
     fs.renameSync(path.join(dir, 'model.safetensors'), path.join(dir, 'pytorch_model.bin'));
-    await expect(KoBertTransformer.load(dir)).rejects.toThrow(/pytorch_model\.bin: PyTorch pickle checkpoints are not supported yet/);
+    const bin = path.join(dir, 'pytorch_model.bin');
+    const err = await KoBertTransformer.load(dir).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message.startsWith(`${bin}: `)).toBe(true);
+    expect(err?.message).toMatch(/ZIP/);
+  });
+
+  test('no weights file → error naming the folder and both formats', async () => {
+    const dir = path.join(root, 'no-weights');
+    fs.cpSync(WORD, dir, { recursive: true });
+    fs.rmSync(path.join(dir, 'model.safetensors'));
+    await expect(KoBertTransformer.load(dir)).rejects.toThrow(`${dir}: no model.safetensors or pytorch_model.bin found`);
   });
 
   test('maxSeqLength over max_position_embeddings → error', async () => {

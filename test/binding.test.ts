@@ -11,15 +11,15 @@ import { Worker } from 'worker_threads';
 
 import { loadBinding, NativeBertConfig, NativeModel, NativeModelOptions } from '../src/binding';
 import { readSafetensors } from '../src/io/safetensors';
-import { bertTensorSpecs } from '../src/models/bert-weights';
+import { EncoderConfig, encoderTensorSpecs } from '../src/models/hf-transformer';
 import { randomF32, tinyConfig, tmpDir, writeSyntheticBert } from './helpers/synthetic-bert';
 
 const root = tmpDir('kst-binding-');
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-async function modelOptions(name: string, cfg: NativeBertConfig): Promise<NativeModelOptions> {
+async function modelOptions(name: string, cfg: EncoderConfig): Promise<NativeModelOptions> {
   const { weights } = writeSyntheticBert(path.join(root, name), cfg);
-  return { path: weights, config: cfg, tensors: bertTensorSpecs(await readSafetensors(weights), cfg) };
+  return { path: weights, config: cfg, tensors: encoderTensorSpecs(weights, (await readSafetensors(weights)).tensors, cfg) };
 }
 
 function packed(seqs: number[][]): { ids: Int32Array; lengths: Int32Array } {

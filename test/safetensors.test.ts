@@ -7,7 +7,7 @@ import * as path from 'path';
 
 import { loadBinding, NativeTensorSpec } from '../src/binding';
 import { MAX_HEADER_BYTES, readSafetensors, writeSafetensors } from '../src/io/safetensors';
-import { bertTensorSpecs } from '../src/models/bert-weights';
+import { encoderTensorSpecs } from '../src/models/hf-transformer';
 import { tinyConfig, tmpDir, writeSyntheticBert } from './helpers/synthetic-bert';
 
 const dir = tmpDir('kst-st-');
@@ -209,7 +209,7 @@ describe('model tensors: presence and shapes', () => {
       out['pooler.dense.weight'] = { dtype: 'F32', shape: [16, 16], data: new Float32Array(256) };
       return out;
     });
-    const specs = bertTensorSpecs(await readSafetensors(weights), cfg);
+    const specs = encoderTensorSpecs(weights, (await readSafetensors(weights)).tensors, cfg);
     expect(specs.map((s) => s.name)).toContain('encoder.layer.1.output.LayerNorm.bias');
     expect(specs.every((s) => !s.name.startsWith('bert.'))).toBe(true);
   });
@@ -219,8 +219,8 @@ describe('model tensors: presence and shapes', () => {
       t['encoder.layer.1.intermediate.dense.weight'] = { dtype: 'F32', shape: [16, 24], data: new Float32Array(16 * 24) };
     });
     const st = await readSafetensors(weights);
-    expect(() => bertTensorSpecs(st, cfg)).toThrow(weights);
-    expect(() => bertTensorSpecs(st, cfg)).toThrow('tensor "encoder.layer.1.intermediate.dense.weight": expected shape [24, 16], got [16, 24]');
+    expect(() => encoderTensorSpecs(st.path, st.tensors, cfg)).toThrow(weights);
+    expect(() => encoderTensorSpecs(st.path, st.tensors, cfg)).toThrow('tensor "encoder.layer.1.intermediate.dense.weight": expected shape [24, 16], got [16, 24]');
   });
 
   test('missing tensor names the tensor', async () => {
@@ -228,7 +228,7 @@ describe('model tensors: presence and shapes', () => {
       delete t['encoder.layer.0.attention.self.key.bias'];
     });
     const st = await readSafetensors(weights);
-    expect(() => bertTensorSpecs(st, cfg)).toThrow(/missing tensor "encoder\.layer\.0\.attention\.self\.key\.bias" \(expected shape \[16\]\)/);
+    expect(() => encoderTensorSpecs(st.path, st.tensors, cfg)).toThrow(/missing tensor "encoder\.layer\.0\.attention\.self\.key\.bias" \(expected shape \[16\]\)/);
   });
 });
 
@@ -240,7 +240,7 @@ describe('native core re-checks tensor specs', () => {
   let specs: NativeTensorSpec[];
   beforeAll(async () => {
     weights = writeSyntheticBert(path.join(dir, 'native'), cfg).weights;
-    specs = bertTensorSpecs(await readSafetensors(weights), cfg);
+    specs = encoderTensorSpecs(weights, (await readSafetensors(weights)).tensors, cfg);
   });
 
   const load = (tensors: NativeTensorSpec[]) => {

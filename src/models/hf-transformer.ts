@@ -37,7 +37,9 @@ export function readEncoderConfig(file: string): EncoderConfig {
   const hidden_size = intField(file, o, k('hidden_size', 'dim'), 1);
   const num_attention_heads = intField(file, o, k('num_attention_heads', 'n_heads'), 1);
   if (hidden_size % num_attention_heads !== 0) {
-    throw new Error(`${file}: hidden size (${hidden_size}) must be a multiple of the number of heads (${num_attention_heads})`);
+    throw new Error(
+      `${file}: field "${k('hidden_size', 'dim')}" (${hidden_size}) must be a multiple of "${k('num_attention_heads', 'n_heads')}" (${num_attention_heads})`,
+    );
   }
   const vocab_size = intField(file, o, 'vocab_size', 1);
   const eps = distil ? 1e-12 : (o.layer_norm_eps ?? 1e-12);
@@ -75,6 +77,12 @@ export function readEncoderConfig(file: string): EncoderConfig {
 /** Longest sequence the position table allows (RoBERTa positions start at pad_token_id + 1). */
 export function maxSequenceLength(c: EncoderConfig): number {
   return c.model_type === 'roberta' || c.model_type === 'xlm-roberta' ? c.max_position_embeddings - c.pad_token_id - 1 : c.max_position_embeddings;
+}
+
+/** The config fields that set maxSequenceLength(c), for error messages. */
+function positionLimit(c: EncoderConfig): string {
+  const mpe = `"max_position_embeddings" (${c.max_position_embeddings})`;
+  return maxSequenceLength(c) === c.max_position_embeddings ? mpe : `the ${maxSequenceLength(c)} positions left by ${mpe} - "pad_token_id" (${c.pad_token_id}) - 1`;
 }
 
 /** HF weight names and shapes the encoder reads, per architecture (without the wrapper prefix). */
@@ -116,23 +124,21 @@ export function expectedEncoderTensors(c: EncoderConfig): Map<string, number[]> 
   return m;
 }
 
-interface RawTensor {
+/** A tensor of a safetensors or pytorch_model.bin file (safetensors tensors are always contiguous). */
+export interface WeightTensor {
   dtype: string;
   shape: number[];
   offset: number;
   nbytes: number;
-  contiguous: boolean;
+  contiguous?: boolean;
 }
 
 /** The weights file of a model folder and its tensors (safetensors preferred, as transformers does). */
-export function readEncoderWeights(dir: string): { file: string; tensors: Map<string, RawTensor> } {
+export function readEncoderWeights(dir: string): { file: string; tensors: Map<string, WeightTensor> } {
   const st = path.join(dir, 'model.safetensors');
   const bin = path.join(dir, 'pytorch_model.bin');
   if (fs.existsSync(st)) {
-    const f = readSafetensorsSync(st);
-    const tensors = new Map<string, RawTensor>();
-    for (const [n, t] of f.tensors) tensors.set(n, { ...t, contiguous: true });
-    return { file: st, tensors };
+    return { file: st, tensors: readSafetensorsSync(st).tensors };
   }
   if (fs.existsSync(bin)) {
     const ck = readPytorchCheckpointSync(bin);
@@ -144,9 +150,14 @@ export function readEncoderWeights(dir: string): { file: string; tensors: Map<st
   throw new Error(`${dir}: no model.safetensors or pytorch_model.bin found`);
 }
 
-export function encoderTensorSpecs(file: string, tensors: Map<string, RawTensor>, cfg: EncoderConfig): NativeTensorSpec[] {
+/**
+ * Maps a checkpoint's tensors to the core's tensor list: drops the wrapper prefix (`bert.`, ...), renames old
+ * TF-style LayerNorm gamma/beta like transformers does, and checks presence, shape, dtype and contiguity of
+ * every tensor the encoder needs. Errors name the file and the tensor.
+ */
+export function encoderTensorSpecs(file: string, tensors: Map<string, WeightTensor>, cfg: EncoderConfig): NativeTensorSpec[] {
   const prefix = PREFIX[cfg.model_type];
-  const byName = new Map<string, { raw: string; t: RawTensor }>();
+  const byName = new Map<string, { raw: string; t: WeightTensor }>();
   for (const [raw, t] of tensors) {
     let name = raw.startsWith(prefix) ? raw.slice(prefix.length) : raw;
     if (name.includes('LayerNorm.')) name = name.replace(/LayerNorm\.gamma$/, 'LayerNorm.weight').replace(/LayerNorm\.beta$/, 'LayerNorm.bias');
@@ -162,7 +173,7 @@ export function encoderTensorSpecs(file: string, tensors: Map<string, RawTensor>
       throw new Error(`${file}: tensor "${e.raw}": expected shape [${shape.join(', ')}], got [${t.shape.join(', ')}]`);
     }
     if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') throw new Error(`${file}: tensor "${e.raw}" has dtype ${t.dtype}; expected F32, F16 or BF16`);
-    if (!t.contiguous) {
+    if (t.contiguous === false) {
       throw new Error(
         `${file}: tensor "${e.raw}" is not contiguous and cannot be mapped in place; ` +
           `convert the checkpoint once with convertToSafetensors("${path.dirname(file)}") (writes model.safetensors)`,
@@ -182,25 +193,58 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
 }
 
 export interface TransformerOptions extends RuntimeOptions {
+  /** Overrides sentence_bert_config.json's max_seq_length. */
   maxSeqLength?: number;
+  /** Lower-case texts before tokenizing (default: sentence_bert_config.json's do_lower_case, else false). */
   doLowerCase?: boolean;
 }
 
+/** What a loaded folder gives the constructor (Transformer.loadParts, shared with the subclasses). */
+export interface TransformerParts<T extends TextTokenizer = TextTokenizer> {
+  modelDir: string;
+  config: EncoderConfig;
+  tokenizer: T;
+  native: NativeModel;
+  maxSeqLength: number;
+  doLowerCase: boolean;
+  weightsFile: string;
+}
+
 export class Transformer {
+  readonly modelDir: string;
+  readonly config: EncoderConfig;
+  readonly tokenizer: TextTokenizer;
+  readonly maxSeqLength: number;
+  readonly doLowerCase: boolean;
+  readonly weightsFile: string;
+  private readonly native: NativeModel;
   private pending = 0;
   private tail: Promise<void> = Promise.resolve();
 
-  private constructor(
-    readonly modelDir: string,
-    readonly config: EncoderConfig,
-    readonly tokenizer: TextTokenizer,
-    private native: NativeModel,
-    readonly maxSeqLength: number,
-    readonly doLowerCase: boolean,
-    readonly weightsFile: string,
-  ) {}
+  protected constructor(parts: TransformerParts) {
+    this.modelDir = parts.modelDir;
+    this.config = parts.config;
+    this.tokenizer = parts.tokenizer;
+    this.native = parts.native;
+    this.maxSeqLength = parts.maxSeqLength;
+    this.doLowerCase = parts.doLowerCase;
+    this.weightsFile = parts.weightsFile;
+  }
 
+  /** Loads a folder with the tokenizer loadTokenizer picks (tokenizer.json, spiece.model or KoBERT's pair). */
   static async load(dir: string, options: TransformerOptions = {}): Promise<Transformer> {
+    return new Transformer(await Transformer.loadParts(dir, options, loadTokenizer));
+  }
+
+  /**
+   * Reads config.json, sentence_bert_config.json and the weights of `dir`, loads the tokenizer with
+   * `tokenizerFor(dir)` and opens the native model. The one loader of every word-embedding module.
+   */
+  protected static async loadParts<T extends TextTokenizer>(
+    dir: string,
+    options: TransformerOptions,
+    tokenizerFor: (dir: string) => Promise<T>,
+  ): Promise<TransformerParts<T>> {
     const configFile = path.join(dir, 'config.json');
     if (!fs.existsSync(configFile)) throw new Error(`${configFile}: not found (a Hugging Face config.json is required)`);
     const config = readEncoderConfig(configFile);
@@ -215,23 +259,21 @@ export class Transformer {
     if (options.doLowerCase !== undefined) doLowerCase = options.doLowerCase;
     const { file: weightsFile, tensors: raw } = readEncoderWeights(dir);
     const tensors = encoderTensorSpecs(weightsFile, raw, config);
-    const tokenizer = await loadTokenizer(dir);
+    const tokenizer = await tokenizerFor(dir);
     if (tokenizer.vocabSize > config.vocab_size) {
       throw new Error(`${configFile}: field "vocab_size" (${config.vocab_size}) is smaller than the tokenizer's vocabulary (${tokenizer.vocabSize})`);
     }
-    const posMax = maxSequenceLength(config);
     // sentence-transformers: max_seq_length from sentence_bert_config.json, else min(positions, tokenizer max).
+    const posMax = maxSequenceLength(config);
     let maxSeqLength = options.maxSeqLength ?? sbertMax;
-    if (maxSeqLength === undefined) maxSeqLength = Math.min(config.max_position_embeddings, tokenizer.modelMaxLength);
-    if (!Number.isInteger(maxSeqLength) || maxSeqLength < 2) throw new Error(`maxSeqLength must be an integer >= 2, got ${maxSeqLength}`);
-    if (maxSeqLength > posMax) {
-      if (options.maxSeqLength !== undefined || sbertMax !== undefined) {
-        throw new Error(`maxSeqLength ${maxSeqLength} exceeds the ${posMax} positions of ${configFile}`);
-      }
-      maxSeqLength = posMax;
+    if (maxSeqLength === undefined) {
+      const tokMax = tokenizer.modelMaxLength;
+      maxSeqLength = Number.isFinite(tokMax) && tokMax > 0 ? Math.min(posMax, tokMax) : posMax;
     }
+    if (!Number.isInteger(maxSeqLength) || maxSeqLength < 2) throw new Error(`maxSeqLength must be an integer >= 2, got ${maxSeqLength}`);
+    if (maxSeqLength > posMax) throw new Error(`maxSeqLength ${maxSeqLength} exceeds ${positionLimit(config)} in ${configFile}`);
     const native = openNativeModel(weightsFile, config, tensors, options);
-    return new Transformer(dir, config, tokenizer, native, maxSeqLength, doLowerCase, weightsFile);
+    return { modelDir: dir, config, tokenizer, native, maxSeqLength, doLowerCase, weightsFile };
   }
 
   getWordEmbeddingDimension(): number {
@@ -242,6 +284,7 @@ export class Transformer {
     return this.maxSeqLength;
   }
 
+  /** Token ids per text, with special tokens, (lower-cased if do_lower_case), truncated to maxSeqLength. */
   tokenize(texts: string[]): number[][] {
     return texts.map((t) => {
       const s = String(t);
@@ -249,8 +292,14 @@ export class Transformer {
     });
   }
 
+  /**
+   * Runs the core on packed ids (see NativeModel.encode). Calls on one model are queued here, one native run
+   * at a time: the core serialises runs on a model anyway, and queueing in JS keeps concurrent callers from
+   * parking several libuv pool threads on the model's lock (which would stall fs and dns work).
+   */
   encodeIds(ids: Int32Array, lengths: Int32Array, options: NativeEncodeOptions): Promise<Float32Array> {
     const run = (): Promise<Float32Array> => this.native.encode(ids, lengths, options);
+    // Nothing pending: submit now (so a run started before dispose() still completes).
     const p = this.pending === 0 ? run() : this.tail.then(run);
     this.pending++;
     const done = (): void => {
@@ -268,6 +317,7 @@ export class Transformer {
     return this.native.disposed;
   }
 
+  /** Frees the native model once runs in flight finish; later calls fail with "model has been disposed". */
   dispose(): void {
     this.native.dispose();
   }

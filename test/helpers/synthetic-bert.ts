@@ -3,12 +3,12 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import type { NativeBertConfig } from '../../src/binding';
 import { writeSafetensors, WriteTensor } from '../../src/io/safetensors';
-import { expectedBertTensors } from '../../src/models/bert-weights';
+import { EncoderConfig, expectedEncoderTensors } from '../../src/models/hf-transformer';
 
-export function tinyConfig(over: Partial<NativeBertConfig> = {}): NativeBertConfig {
+export function tinyConfig(over: Partial<EncoderConfig> = {}): EncoderConfig {
   return {
+    model_type: 'bert',
     vocab_size: 50,
     hidden_size: 16,
     num_hidden_layers: 2,
@@ -48,13 +48,13 @@ export function tmpDir(prefix = 'kst-test-'): string {
  */
 export function writeSyntheticBert(
   dir: string,
-  cfg: NativeBertConfig,
+  cfg: EncoderConfig,
   mutate?: (t: Record<string, WriteTensor>) => Record<string, WriteTensor> | void,
 ): { dir: string; weights: string } {
   fs.mkdirSync(dir, { recursive: true });
   let tensors: Record<string, WriteTensor> = {};
   let seed = 1;
-  for (const [name, shape] of expectedBertTensors(cfg)) {
+  for (const [name, shape] of expectedEncoderTensors(cfg)) {
     const n = shape.reduce((a, b) => a * b, 1);
     let data: Float32Array;
     if (name.endsWith('LayerNorm.weight')) {
@@ -67,6 +67,6 @@ export function writeSyntheticBert(
   if (mutate) tensors = mutate(tensors) ?? tensors;
   const weights = path.join(dir, 'model.safetensors');
   writeSafetensors(weights, tensors);
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'bert', architectures: ['BertModel'], ...cfg }, null, 2));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ architectures: ['BertModel'], ...cfg }, null, 2));
   return { dir, weights };
 }
