@@ -286,6 +286,7 @@ def main():
     ap.add_argument("--sts-epochs", type=float, default=4)
     ap.add_argument("--sts-lr", type=float, default=1e-4)
     ap.add_argument("--sts-batch", type=int, default=32)
+    ap.add_argument("--sts-extra", action="store_true", help="add KLUE-STS dev (score / 5) to the KorSTS train stage")
     args = ap.parse_args()
     args.work = args.work or args.out.rstrip("/") + ".work"
     os.makedirs(args.work, exist_ok=True)
@@ -352,6 +353,9 @@ def main():
 
     if args.sts_epochs > 0:
         sts = korsts("train")
+        if args.sts_extra:
+            sts = sts + [(a, b, s / 5.0) for a, b, s in klue_sts_rows()]
+        log(f"cosine-loss pairs: {len(sts)}")
         train = Dataset.from_dict({"sentence1": [a for a, _, _ in sts], "sentence2": [b for _, b, _ in sts],
                                    "score": [s for _, _, s in sts]})
         loss = losses.CosineSimilarityLoss(model)
