@@ -124,6 +124,57 @@ static void testGemmGelu(Isa isa, int M, int N, int K, Activation act, ThreadPoo
          fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
 }
 
+// ---------------------------------------------------------------- bf16 GEMM (AVX512-BF16)
+// Reference: gemm_bf16_raw_ref (x and W rounded to bf16, fp32 sums); only the summation order may differ, so the
+// fp32 GEMM bound applies. With gelu: the epilogue is checked against gelu_ref of that reference.
+namespace kst {
+namespace cpu {  // the two bf16 engines behind ops.gemm for bf16-packed weights (gemm_bf16_*avx512.cpp)
+bool amx_bf16_ready();
+void gemm_bf16_amx(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool);
+void gemm_bf16_dpbf16(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                      ThreadPool* pool);
+}  // namespace cpu
+}  // namespace kst
+
+// engine: 0 = ops.gemm / ops.gemm_gelu (whichever the CPU selects), 1 = AVX512-BF16 vdpbf16ps, 2 = AMX tiles.
+static void testGemmBf16(int M, int N, int K, ThreadPool* pool, bool gelu, int engine = 0) {
+  const Ops& ops = opsFor(Isa::Avx512);
+  auto x = rnd(size_t(M) * K), W = rnd(size_t(N) * K), b = rnd(N);
+  std::vector<float> ref(size_t(M) * N), got(size_t(M) * N, NAN);
+  gemm_bf16_raw_ref(x.data(), M, N, K, W.data(), b.data(), ref.data());
+  std::vector<float> z = ref;
+  if (gelu) gelu_ref(ref.data(), ref.size(), Activation::Gelu, nullptr);
+  PackedWeight pw;
+  pw.raw = W.data();
+  pw.N = N;
+  pw.K = K;
+  ops.pack_bf16(pw);
+  if (engine == 1)
+    gemm_bf16_dpbf16(x.data(), M, pw, b.data(), got.data(), gelu ? 1 : 0, pool);
+  else if (engine == 2)
+    gemm_bf16_amx(x.data(), M, pw, b.data(), got.data(), gelu ? 1 : 0, pool);
+  else if (gelu)
+    ops.gemm_gelu(x.data(), M, pw, b.data(), got.data(), Activation::Gelu, pool);
+  else
+    ops.gemm(x.data(), M, pw, b.data(), got.data(), pool);
+  bool ok = pw.bf16;
+  double worst = 0, maxd = 0;
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double s = std::fabs(b[n]);
+      for (int k = 0; k < K; ++k) s += std::fabs(double(bf16Round(x[size_t(m) * K + k])) * bf16Round(W[size_t(n) * K + k]));
+      const size_t i = size_t(m) * N + n;
+      const double d = std::fabs(double(got[i]) - ref[i]);
+      const double tol = 1.2 * (1e-5 * s + 1e-6) + (gelu ? 2e-6 * std::fabs(ref[i]) + 2e-7 * std::fabs(z[i]) : 0);
+      if (!(d <= tol)) ok = false;
+      worst = std::max(worst, d / tol);
+      maxd = std::max(maxd, d);
+    }
+  const char* en = engine == 1 ? "dpbf16" : engine == 2 ? "amx" : (amx_bf16_ready() ? "ops(amx)" : "ops(dpbf16)");
+  report(ok, fmt("gemm%s_bf16_%s M=%d N=%d K=%d threads=%d", gelu ? "_gelu" : "", en, M, N, K, poolSize(pool)),
+         fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
+}
+
 // ---------------------------------------------------------------- GELU
 // Bound: |y - ref| <= 2e-6·|ref| + 2e-7·|x| (the erf / tanh forms cancel near 1+f(x)=0 in the reference).
 static void testGelu(Isa isa, Activation act, size_t n, ThreadPool* pool) {
@@ -510,6 +561,48 @@ static void testModels() {
   }
 }
 
+// ---------------------------------------------------------------- bf16 precision on a whole model
+// precision 'bf16' runs where the CPU has AVX512_BF16 (else falls back to fp32, reported by precision());
+// bound: per-row cosine to the fp32 model >= 0.999 (the accuracy target).
+static void expectError(const std::string& name, const std::string& needle, const std::function<void()>& fn);
+static void testBf16Model() {
+  BertConfig c = tinyConfig(96, 4, 200, 3, Activation::Gelu);
+  TinyModel tm = makeTiny("bf16", c);
+  Batch b = makeBatch(c, {5, 1, 40, 17, 2}, true);
+  Options o32;
+  o32.precision = "fp32";
+  Options o16;
+  o16.precision = "bf16";
+  auto m32 = loadBert(c, tm.ws, o32);
+  auto m16 = loadBert(c, tm.ws, o16);
+  const bool has = detectIsa() >= Isa::Avx512 && opsFor(Isa::Avx512).pack_bf16;
+  report(std::string(m16->precision()) == (has ? "bf16" : "fp32") && std::string(m32->precision()) == "fp32",
+         fmt("precision bf16 %s (CPU %s AVX512_BF16)", m16->precision(), has ? "has" : "lacks"), "");
+  auto r32 = runModel(*m32, b, 0, false, true), r16 = runModel(*m16, b, 0, false, true);
+  double mincos = 1;
+  for (size_t r = 0; r < r32.size() / c.hidden_size; ++r) {
+    double d = 0, na = 0, nb = 0;
+    for (int i = 0; i < c.hidden_size; ++i) {
+      const double x = r32[r * c.hidden_size + i], y = r16[r * c.hidden_size + i];
+      d += x * y;
+      na += x * x;
+      nb += y * y;
+    }
+    mincos = std::min(mincos, d / std::sqrt(na * nb));
+  }
+  report(mincos >= 0.999, "model precision bf16 vs fp32 token embeddings", fmt("min cos=%.6f", mincos));
+  Options scalar16;
+  scalar16.precision = "bf16";
+  scalar16.isa = "avx2";
+  report(std::string(loadBert(c, tm.ws, scalar16)->precision()) == "fp32", "precision bf16 on avx2 falls back to fp32", "");
+  expectError("unknown precision", "Options.precision", [&] {
+    Options bad;
+    bad.precision = "fp8";
+    loadBert(c, tm.ws, bad);
+  });
+  std::remove(tm.ws.path.c_str());
+}
+
 // ---------------------------------------------------------------- error cases
 static void expectError(const std::string& name, const std::string& needle, const std::function<void()>& fn) {
   try {
@@ -837,7 +930,22 @@ static void peakJson(int threads, bool quick) {
         ops.gemm(x.data(), M, pw, b.data(), y.data(), &pool);
         best = std::min(best, now() - t0);
       }
-      js += fmt("%s{\"M\":%d,\"N\":%d,\"K\":%d,\"gflops\":%.2f}", first ? "" : ",", M, N, K, 2.0 * M * N * K / best * 1e-9);
+      double bbest = 0;
+      if (ops.pack_bf16) {  // the opt-in bf16 path on the same shape (AMX or AVX512-BF16)
+        PackedWeight pb;
+        pb.raw = W.data();
+        pb.N = N;
+        pb.K = K;
+        ops.pack_bf16(pb);
+        bbest = 1e9;
+        for (int r = 0; r < reps; ++r) {
+          const double t0 = now();
+          ops.gemm(x.data(), M, pb, b.data(), y.data(), &pool);
+          bbest = std::min(bbest, now() - t0);
+        }
+      }
+      js += fmt("%s{\"M\":%d,\"N\":%d,\"K\":%d,\"gflops\":%.2f,\"bf16_gflops\":%.2f}", first ? "" : ",", M, N, K,
+                2.0 * M * N * K / best * 1e-9, bbest > 0 ? 2.0 * M * N * K / bbest * 1e-9 : 0.0);
       first = false;
     }
   }
@@ -899,7 +1007,26 @@ int main(int argc, char** argv) {
     testAttention(isa, {512, 1, 77}, 1, 32, nullptr);
     testAttention(isa, {33, 100}, 4, 64, &pool2, 8.f);  // peaky softmax
   }
+  if (detectIsa() >= Isa::Avx512 && opsFor(Isa::Avx512).pack_bf16) {
+    const int bs[][3] = {{1, 1, 1},     {1, 7, 17},    {7, 33, 100}, {13, 100, 300}, {12, 32, 513},
+                         {16, 2304, 768}, {200, 45, 31}, {385, 96, 40}, {5, 769, 64},  {64, 768, 768}};
+    const int extra[][3] = {{33, 64, 512}, {64, 96, 300}, {100, 769, 257}};  // AMX: 32-row blocks, 16-pair chunks
+    for (int engine : {0, 1, 2}) {
+      if (engine == 2 && !amx_bf16_ready()) {
+        std::printf("skip AMX bf16 engine tests (no AMX or no tile permission)\n");
+        continue;
+      }
+      for (auto& g : bs)
+        for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemmBf16(g[0], g[1], g[2], p, false, engine);
+      for (auto& g : extra) testGemmBf16(g[0], g[1], g[2], &pool2, false, engine);
+      testGemmBf16(37, 70, 50, &pool2, true, engine);
+      testGemmBf16(16, 3072, 64, &pool2, true, engine);
+    }
+  } else {
+    std::printf("skip bf16 GEMM tests (no AVX512_BF16)\n");
+  }
   testModels();
+  testBf16Model();
   testErrors();
   std::printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;

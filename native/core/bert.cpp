@@ -51,6 +51,7 @@ class BertModel final : public Model {
   const BertConfig& config() const override { return cfg_; }
   Isa isa() const override { return isa_; }
   int threads() const override { return pool_->size(); }
+  const char* precision() const override { return bf16_ ? "bf16" : "fp32"; }
   int outputDim(uint32_t pooling) const override;
   void encode(const EncodeRequest& req, float* out, size_t out_len) override;
 
@@ -65,10 +66,13 @@ class BertModel final : public Model {
   void validate(const EncodeRequest& req, size_t out_len) const;
   void dump(const std::string& name, const float* p, size_t rows, size_t cols);
   void linear(PackedWeight& w, const std::string& prefix, int N, int K, const float** bias);
+  void releaseRaw(const std::string& name, const float* p, size_t bytes);
+  void packWeight(PackedWeight& w) { bf16_ ? ops_->pack_bf16(w) : ops_->pack(w); }
 
   BertConfig cfg_;
   Isa isa_;
   const cpu::Ops* ops_;
+  bool bf16_ = false;  // precision 'bf16' requested and the CPU has AVX512_BF16
   std::unique_ptr<ThreadPool> pool_;
   WeightFile wf_;
   const float *word_, *pos_, *pos_start_, *type_, *emb_ln_g_, *emb_ln_b_;
@@ -83,13 +87,18 @@ class BertModel final : public Model {
   int dump_seq_ = 0;
 };
 
+void BertModel::releaseRaw(const std::string& name, const float* p, size_t bytes) {
+  const TensorSpec* t = wf_.find(name);
+  if (t && t->dtype == DType::F32) dropPages(p, bytes);  // F32 tensors: pages of the file mapping
+}
+
 void BertModel::linear(PackedWeight& w, const std::string& prefix, int N, int K, const float** bias) {
   w.raw = wf_.get(prefix + ".weight", {N, K});
   w.N = N;
   w.K = K;
   *bias = wf_.get(prefix + ".bias", {N});
-  ops_->pack(w);
-  if (w.nr > 0) dropPages(w.raw, static_cast<size_t>(N) * K * sizeof(float));
+  packWeight(w);
+  if (w.nr > 0) releaseRaw(prefix + ".weight", w.raw, static_cast<size_t>(N) * K * sizeof(float));
 }
 
 BertModel::BertModel(const BertConfig& cfg, const WeightsSource& ws, const Options& opt)
@@ -97,6 +106,16 @@ BertModel::BertModel(const BertConfig& cfg, const WeightsSource& ws, const Optio
   cfg_.validate();
   if (opt.threads < 0) throw Error("Options.threads must be >= 0, got " + std::to_string(opt.threads));
   pool_.reset(new ThreadPool(opt.threads));
+  {
+    std::string prec = opt.precision;
+    if (prec.empty()) {
+      const char* e = std::getenv("KST_PRECISION");
+      prec = e && *e ? e : "fp32";
+    }
+    if (prec != "fp32" && prec != "bf16")
+      throw Error("Options.precision: unknown precision '" + prec + "' (expected fp32 or bf16)");
+    bf16_ = prec == "bf16" && ops_->pack_bf16 != nullptr;  // otherwise fp32: a clean fallback
+  }
   const int H = cfg_.hidden_size, I = cfg_.intermediate_size;
   const bool distil = cfg_.model_type == ModelType::DistilBert;
   word_ = wf_.get("embeddings.word_embeddings.weight", {cfg_.vocab_size, H});
@@ -132,11 +151,12 @@ BertModel::BertModel(const BertConfig& cfg, const WeightsSource& ws, const Optio
       const float* b = wf_.get(qkv[j] + ".bias", {H});
       std::memcpy(L.qkv_w.data() + static_cast<size_t>(j) * H * H, w, sizeof(float) * H * H);
       std::memcpy(L.qkv_b.data() + static_cast<size_t>(j) * H, b, sizeof(float) * H);
+      releaseRaw(qkv[j] + ".weight", w, sizeof(float) * H * H);  // only the stacked copy is read from here on
     }
     L.qkv.raw = L.qkv_w.data();
     L.qkv.N = 3 * H;
     L.qkv.K = H;
-    ops_->pack(L.qkv);
+    packWeight(L.qkv);
     if (L.qkv.nr > 0) {  // packed copy is all the SIMD path reads
       std::vector<float>().swap(L.qkv_w);
       L.qkv.raw = nullptr;

@@ -27,6 +27,9 @@ void gelu_avx512(float* x, size_t n, Activation act, ThreadPool* pool);
 void add_layernorm_avx512(const float* x, const float* res, const float* gamma, const float* beta, float* y, int M,
                           int N, float eps, ThreadPool* pool);
 void attention_avx512(const AttnArgs& a, float* scratch, ThreadPool* pool);
+// ---- AVX512-BF16 (native/cpu/gemm_bf16_avx512.cpp), only where bf16_supported_avx512()
+bool bf16_supported_avx512();
+void pack_bf16_avx512(PackedWeight& w);
 
 void AlignedBuffer::resize(size_t n) {
   if (n <= n_) return;
@@ -62,7 +65,8 @@ int poolThreads(const ThreadPool* pool) { return poolSize(pool); }
 
 size_t attentionScratchPerThread(int max_len, int head_size) {
   // A multiple of 16 floats so every thread's slice of a 64-byte aligned buffer stays aligned.
-  const size_t n = (static_cast<size_t>(max_len) + 16) * (static_cast<size_t>(head_size) + 2) + 64;
+  // K^T (head_size × padded length) + up to 4 rows of scores (attention_avx512 blocks 4 queries).
+  const size_t n = (static_cast<size_t>(max_len) + 16) * (static_cast<size_t>(head_size) + 4) + 64;
   return (n + 15) & ~size_t(15);
 }
 
@@ -102,6 +106,7 @@ const Ops& opsFor(Isa isa) {
     o.gelu = gelu_avx512;
     o.add_layernorm = add_layernorm_avx512;
     o.attention = attention_avx512;
+    o.pack_bf16 = bf16_supported_avx512() ? pack_bf16_avx512 : nullptr;
     return o;
   }();
   switch (isa) {

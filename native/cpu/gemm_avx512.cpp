@@ -165,6 +165,10 @@ void pack_avx512(PackedWeight& w) {
   w.nr = NR;
 }
 
+void gemm_bf16_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
+void gemm_gelu_bf16_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y,
+                           Activation act, ThreadPool* pool);
+
 namespace {
 void run(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool) {
   if (M <= 0 || w.N <= 0) return;
@@ -186,7 +190,9 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   // Panel groups of at most 8 panels (a KC × 8 × 32 slice of W stays in L2 while the row tiles pass), at least
   // enough groups that every thread has work; prefer a group count that divides the panels evenly and makes
   // the task count a multiple of the thread count.
-  const int min_groups = imax((j.panels + 7) / 8, (threads + mblocks - 1) / mblocks);
+  // (≥ 4 tasks per thread where the panels allow: threads that get less CPU than others — a busy machine —
+  // leave their share to the pool's dynamic hand-out)
+  const int min_groups = imin(j.panels, imax((j.panels + 7) / 8, (4 * threads + mblocks - 1) / mblocks));
   int groups = 0;
   for (int g = min_groups; g <= imin(j.panels, 4 * min_groups) && !groups; ++g)
     if (j.panels % g == 0 && (static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
@@ -200,11 +206,13 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
 }  // namespace
 
 void gemm_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool) {
+  if (w.bf16) return gemm_bf16_avx512(x, M, w, bias, y, pool);  // packed by pack_bf16 (precision 'bf16')
   run(x, M, w, bias, y, 0, pool);
 }
 
 void gemm_gelu_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
                       ThreadPool* pool) {
+  if (w.bf16) return gemm_gelu_bf16_avx512(x, M, w, bias, y, act, pool);
   run(x, M, w, bias, y, act == Activation::Gelu ? 1 : 2, pool);
 }
 

@@ -45,6 +45,7 @@ struct PackedWeight {
   const float* raw = nullptr;
   int N = 0, K = 0;
   int nr = 0;  // panel width of `packed`; 0 = not packed (the scalar path reads raw)
+  bool bf16 = false;  // `packed` holds bf16 k-pairs (pack_bf16); the GEMM then runs the bf16 kernel
   AlignedBuffer packed;
   float* pdata = nullptr;  // == packed.data() once packed
 };
@@ -84,6 +85,9 @@ struct Ops {
   const char* name = "ref";
   // Builds w.packed from w.raw (no-op for the scalar path).
   void (*pack)(PackedWeight& w);
+  // Builds a bf16 w.packed (precision 'bf16'); null where the CPU has no AVX512_BF16. gemm / gemm_gelu then
+  // take the bf16 path for that weight.
+  void (*pack_bf16)(PackedWeight& w) = nullptr;
   // y[M,N] = x[M,K] Wᵀ + bias (bias may be null). x row stride K, y row stride N.
   void (*gemm)(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
   // y = act(x Wᵀ + bias): GEMM with the activation applied in its epilogue (BertIntermediate).

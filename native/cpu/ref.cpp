@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 namespace kst {
@@ -20,6 +21,21 @@ void gemm_raw_ref(const float* x, int M, int N, int K, const float* W, const flo
       yr[n] = bias ? s + bias[n] : s;
     }
   }
+}
+
+float bf16Round(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u = ((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16) << 16;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+void gemm_bf16_raw_ref(const float* x, int M, int N, int K, const float* W, const float* bias, float* y) {
+  std::vector<float> xr(static_cast<size_t>(M) * K), wr(static_cast<size_t>(N) * K);
+  for (size_t i = 0; i < xr.size(); ++i) xr[i] = bf16Round(x[i]);
+  for (size_t i = 0; i < wr.size(); ++i) wr[i] = bf16Round(W[i]);
+  gemm_raw_ref(xr.data(), M, N, K, wr.data(), bias, y);
 }
 
 void gemm_ref(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool) {

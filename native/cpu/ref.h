@@ -18,6 +18,9 @@ void gemm_gelu_ref(const float* x, int M, const PackedWeight& w, const float* bi
                    ThreadPool* pool);
 // Same, with raw pointers (used by the tests).
 void gemm_raw_ref(const float* x, int M, int N, int K, const float* W, const float* bias, float* y);
+// Reference of the bf16 path: x and W rounded to bf16 (round to nearest even), products summed in fp32.
+void gemm_bf16_raw_ref(const float* x, int M, int N, int K, const float* W, const float* bias, float* y);
+float bf16Round(float f);
 // x = gelu(x): exact erf form 0.5·x·(1 + erf(x/√2)) or the tanh form (gelu_new).
 void gelu_ref(float* x, size_t n, Activation act, ThreadPool* pool);
 float gelu_scalar(float x, Activation act);

@@ -1,9 +1,9 @@
 // A persistent thread pool: threads are created once (per model) and reused by every op.
 // parallel_for hands out [begin, end) chunks of an index range; the calling thread takes part.
 // Hand-off without a syscall in the common case: a new job is published by bumping an atomic generation
-// counter, which idle workers poll for a short while (kSpin pauses, a few hundred microseconds) before they
-// sleep on a condition variable; the caller likewise polls the pending count before sleeping. A forward pass
-// issues ~70 parallel_for calls back to back, so wake-up latency counts at batch 1.
+// counter, which idle workers poll for a short while (10 µs with `pause`: longer hurts badly on an oversubscribed
+// machine) before they sleep on a condition variable; the caller likewise polls the pending count before sleeping. A forward pass issues ~70 parallel_for calls back to back, so wake-up
+// latency counts at batch 1.
 #pragma once
 
 #include <atomic>

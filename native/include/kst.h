@@ -77,6 +77,10 @@ Isa parseIsa(const std::string& s);  // "auto" → detectIsa(); throws on unknow
 struct Options {
   int threads = 0;        // 0 = available cores
   std::string isa = "auto";
+  // Weights precision of the GEMMs: "fp32" (default) or "bf16" (weights rounded to bf16 and packed at load,
+  // activations rounded per block, fp32 accumulation; AVX512_BF16 only — elsewhere it falls back to fp32,
+  // see Model::precision()). Empty = $KST_PRECISION if set, else "fp32".
+  std::string precision;
 };
 
 // Pooling modes in sentence-transformers' concatenation order (Pooling.forward).
@@ -104,6 +108,8 @@ class Model {
   virtual const BertConfig& config() const = 0;
   virtual Isa isa() const = 0;
   virtual int threads() const = 0;
+  // Precision the GEMMs actually run in: "fp32" or "bf16".
+  virtual const char* precision() const { return "fp32"; }
   // Columns of one output row for a pooling mask (H × number of modes; H for token embeddings).
   virtual int outputDim(uint32_t pooling) const = 0;
   // Runs the forward pass. out must hold rows × outputDim floats, rows = B (pooled) or total_tokens.

@@ -1,0 +1,259 @@
+// GEMM y = x Wᵀ + b with bf16 inputs and fp32 accumulation (AVX512-BF16 `vdpbf16ps`), the opt-in
+// `precision: 'bf16'` path. W is rounded to bf16 (round to nearest even) and packed once at load into panels of
+// 32 output columns holding k-pairs: panel p, pair kp holds (W[32p + j][2kp], W[32p + j][2kp + 1]) in dword j
+// (zero-padded past N and past an odd K), so one vdpbf16ps does 32 multiply-adds per lane pair. Activations are
+// rounded to bf16 per (row block, K block) into a stack buffer, once per task. Blocking and the work split
+// follow gemm_avx512.cpp (12 × 32 tile, KC = 256, balanced row tiles); GELU epilogue as there.
+// Only used where the CPU has AVX512_BF16 (bf16_supported_avx512()); gemm_bf16_raw_ref in ref.cpp is its
+// reference. Where AMX-BF16 is usable, run() hands the work to gemm_bf16_amx (gemm_bf16_amx_avx512.cpp).
+#include "ops.h"
+#include "simd.h"
+
+#if !defined(KST_NO_X86)
+#define KST_BF16_TARGET __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl,avx512dq,fma")))
+namespace kst {
+namespace cpu {
+namespace {
+
+constexpr int NR = 32;
+constexpr int MR = 12;
+}  // namespace
+
+// gemm_bf16_amx_avx512.cpp: the same GEMM on AMX tiles, where available.
+bool amx_bf16_ready();
+size_t amx_pack_slack();
+void gemm_bf16_amx(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                   ThreadPool* pool);
+
+namespace {
+constexpr int KC = 256;  // floats of K per block (KC / 2 pairs)
+constexpr int MC = 192;  // most rows in a row block
+
+inline uint32_t bf16Bits(float f) {  // round to nearest even (inputs are finite)
+  uint32_t u;
+  __builtin_memcpy(&u, &f, 4);
+  return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+}
+
+template <int R>
+KST_BF16_TARGET void kernel(const uint32_t* A, int lda, const uint32_t* B, int KP, const float* bias, bool acc,
+                            float* C, int ldc) {
+  __m512 c0[R], c1[R];
+  if (acc) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      c0[r] = _mm512_loadu_ps(C + r * ldc);
+      c1[r] = _mm512_loadu_ps(C + r * ldc + 16);
+    }
+  } else {
+    const __m512 b0 = _mm512_loadu_ps(bias), b1 = _mm512_loadu_ps(bias + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      c0[r] = b0;
+      c1[r] = b1;
+    }
+  }
+  for (int kp = 0; kp < KP; ++kp) {
+    const __m512bh w0 = (__m512bh)_mm512_load_si512(B + kp * NR);
+    const __m512bh w1 = (__m512bh)_mm512_load_si512(B + kp * NR + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[r * lda + kp]));
+      c0[r] = _mm512_dpbf16_ps(c0[r], a, w0);
+      c1[r] = _mm512_dpbf16_ps(c1[r], a, w1);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    _mm512_storeu_ps(C + r * ldc, c0[r]);
+    _mm512_storeu_ps(C + r * ldc + 16, c1[r]);
+  }
+}
+
+KST_BF16_TARGET void runKernel(int rows, const uint32_t* A, int lda, const uint32_t* B, int KP, const float* bias,
+                               bool acc, float* C, int ldc) {
+  switch (rows) {
+    case 12: kernel<12>(A, lda, B, KP, bias, acc, C, ldc); break;
+    case 11: kernel<11>(A, lda, B, KP, bias, acc, C, ldc); break;
+    case 10: kernel<10>(A, lda, B, KP, bias, acc, C, ldc); break;
+    case 9: kernel<9>(A, lda, B, KP, bias, acc, C, ldc); break;
+    case 8: kernel<8>(A, lda, B, KP, bias, acc, C, ldc); break;
+    case 7: kernel<7>(A, lda, B, KP, bias, acc, C, ldc); break;
+    case 6: kernel<6>(A, lda, B, KP, bias, acc, C, ldc); break;
+    case 5: kernel<5>(A, lda, B, KP, bias, acc, C, ldc); break;
+    case 4: kernel<4>(A, lda, B, KP, bias, acc, C, ldc); break;
+    case 3: kernel<3>(A, lda, B, KP, bias, acc, C, ldc); break;
+    case 2: kernel<2>(A, lda, B, KP, bias, acc, C, ldc); break;
+    default: kernel<1>(A, lda, B, KP, bias, acc, C, ldc); break;
+  }
+}
+
+// x[rows][k0 : k0 + kc] → dst[rows][kc/2 pairs] (bf16 pairs, an odd tail padded with 0).
+KST_BF16_TARGET void convertBlock(const float* x, int ldx, int rows, int kc, uint32_t* dst, int ldd) {
+  const int kp = (kc + 1) / 2;
+  for (int r = 0; r < rows; ++r) {
+    const float* s = x + static_cast<size_t>(r) * ldx;
+    uint32_t* d = dst + static_cast<size_t>(r) * ldd;
+    int k = 0;
+    for (; k + 32 <= kc; k += 32)
+      _mm512_storeu_si512(d + k / 2, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + k + 16), _mm512_loadu_ps(s + k)));
+    for (; k < kc; k += 2) {
+      const uint32_t lo = bf16Bits(s[k]), hi = k + 1 < kc ? bf16Bits(s[k + 1]) : 0u;
+      d[k / 2] = lo | (hi << 16);
+    }
+    (void)kp;
+  }
+}
+
+KST_BF16_TARGET void epilogue(int ep, float* C, int rows, int ld) {
+  for (int r = 0; r < rows; ++r) {
+    float* c = C + static_cast<size_t>(r) * ld;
+    for (int h = 0; h < 32; h += 16) {
+      const __m512 v = _mm512_loadu_ps(c + h);
+      _mm512_storeu_ps(c + h, ep == 1 ? gelu_erf16(v) : gelu_tanh16(v));
+    }
+  }
+}
+
+struct Job {
+  const float* x;
+  int M, N, K, KP;
+  const uint32_t* packed;
+  const float* bias;
+  float* y;
+  int mc, panels, full_panels, pg, n_pg;
+  int ep;
+};
+
+inline int tileRows(int rows) {
+  const int nt = (rows + MR - 1) / MR;
+  return (rows + nt - 1) / nt;
+}
+
+KST_BF16_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
+  const Job& j = *static_cast<const Job*>(ctx);
+  alignas(64) float bias[NR];
+  alignas(64) float tile[MR * NR];
+  alignas(64) uint32_t abuf[MC * (KC / 2)];  // this task's row block, one K block, as bf16 pairs
+  for (int64_t t = begin; t < end; ++t) {
+    const int mb = static_cast<int>(t / j.n_pg), gb = static_cast<int>(t % j.n_pg);
+    const int m0 = mb * j.mc, m1 = imin(j.M, m0 + j.mc);
+    const int p0 = gb * j.pg, p1 = imin(j.panels, p0 + j.pg);
+    const int tr = tileRows(m1 - m0);
+    for (int k0 = 0; k0 < j.K; k0 += KC) {
+      const int kc = imin(KC, j.K - k0), kpc = (kc + 1) / 2, kp0 = k0 / 2;
+      const bool first = k0 == 0, last = k0 + kc >= j.K;
+      convertBlock(j.x + static_cast<size_t>(m0) * j.K + k0, j.K, m1 - m0, kc, abuf, KC / 2);
+      for (int p = p0; p < p1; ++p) {
+        const uint32_t* B = j.packed + (static_cast<size_t>(p) * j.KP + kp0) * NR;
+        const int n0 = p * NR, cols = imin(NR, j.N - n0);
+        const bool full = cols == NR;
+        const float* bp = bias;
+        if (first) {
+          if (full && j.bias) {
+            bp = j.bias + n0;
+          } else {
+            for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
+          }
+        }
+        for (int m = m0; m < m1; m += tr) {
+          const int rows = imin(tr, m1 - m);
+          const uint32_t* A = abuf + static_cast<size_t>(m - m0) * (KC / 2);
+          if (full) {
+            float* C = j.y + static_cast<size_t>(m) * j.N + n0;
+            runKernel(rows, A, KC / 2, B, kpc, bp, !first, C, j.N);
+            if (last && j.ep) epilogue(j.ep, C, rows, j.N);
+          } else {  // partial panel: accumulate through the stack tile
+            if (!first)
+              for (int r = 0; r < rows; ++r)
+                for (int c = 0; c < cols; ++c) tile[r * NR + c] = j.y[static_cast<size_t>(m + r) * j.N + n0 + c];
+            runKernel(rows, A, KC / 2, B, kpc, bp, !first, tile, NR);
+            if (last && j.ep) epilogue(j.ep, tile, rows, NR);
+            for (int r = 0; r < rows; ++r)
+              for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
+          }
+        }
+      }
+    }
+  }
+}
+
+void run(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool) {
+  if (M <= 0 || w.N <= 0) return;
+  Job j;
+  j.x = x;
+  j.M = M;
+  j.N = w.N;
+  j.K = w.K;
+  j.KP = (w.K + 1) / 2;
+  j.packed = reinterpret_cast<const uint32_t*>(w.pdata);
+  j.bias = bias;
+  j.y = y;
+  j.ep = ep;
+  j.panels = (w.N + NR - 1) / NR;
+  j.full_panels = w.N / NR;
+  const int mblocks = (M + MC - 1) / MC;
+  j.mc = ((M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
+  if (j.mc > MC) j.mc = MC;
+  const int threads = poolThreads(pool);
+  // (≥ 4 tasks per thread where the panels allow: threads that get less CPU than others — a busy machine —
+  // leave their share to the pool's dynamic hand-out)
+  const int min_groups = imin(j.panels, imax((j.panels + 7) / 8, (4 * threads + mblocks - 1) / mblocks));
+  int groups = 0;
+  for (int g = min_groups; g <= imin(j.panels, 4 * min_groups) && !groups; ++g)
+    if (j.panels % g == 0 && (static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
+  for (int g = min_groups; g <= imin(j.panels, 4 * min_groups) && !groups; ++g)
+    if ((static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
+  if (!groups) groups = imin(j.panels, imax(min_groups, (2 * threads + mblocks - 1) / mblocks));
+  j.pg = (j.panels + groups - 1) / groups;
+  j.n_pg = (j.panels + j.pg - 1) / j.pg;
+  parallelRun(pool, static_cast<int64_t>(mblocks) * j.n_pg, 1, task, &j);
+}
+
+}  // namespace
+
+// The AVX512-BF16 engine alone (ep: 0 none, 1 GELU erf, 2 GELU tanh); the op tests call both engines directly.
+void gemm_bf16_dpbf16(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                      ThreadPool* pool) {
+  run(x, M, w, bias, y, ep, pool);
+}
+
+bool bf16_supported_avx512() { return __builtin_cpu_supports("avx512bf16"); }
+
+void pack_bf16_avx512(PackedWeight& w) {
+  const int N = w.N, K = w.K, KP = (K + 1) / 2, panels = (N + NR - 1) / NR;
+  // bf16 pairs stored as 32-bit words in the float buffer (same byte size as KP × 32 floats per panel).
+  // + zeroed slack: the AMX kernel reads whole 16-pair chunks past the last panel's last pair.
+  const size_t words = static_cast<size_t>(panels) * KP * NR, slack = NR + amx_pack_slack();
+  uint32_t* dst = reinterpret_cast<uint32_t*>(packedAlloc(w, words + slack));
+  for (size_t i = words; i < words + slack; ++i) dst[i] = 0;
+  for (int p = 0; p < panels; ++p)
+    for (int kp = 0; kp < KP; ++kp)
+      for (int c = 0; c < NR; ++c) {
+        const int n = p * NR + c, k = 2 * kp;
+        uint32_t lo = 0, hi = 0;
+        if (n < N) {
+          lo = bf16Bits(w.raw[static_cast<size_t>(n) * K + k]);
+          if (k + 1 < K) hi = bf16Bits(w.raw[static_cast<size_t>(n) * K + k + 1]);
+        }
+        dst[(static_cast<size_t>(p) * KP + kp) * NR + c] = lo | (hi << 16);
+      }
+  w.nr = NR;
+  w.bf16 = true;
+}
+
+void gemm_bf16_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool) {
+  if (amx_bf16_ready()) return gemm_bf16_amx(x, M, w, bias, y, 0, pool);
+  run(x, M, w, bias, y, 0, pool);
+}
+
+void gemm_gelu_bf16_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y,
+                           Activation act, ThreadPool* pool) {
+  const int ep = act == Activation::Gelu ? 1 : 2;
+  if (amx_bf16_ready()) return gemm_bf16_amx(x, M, w, bias, y, ep, pool);
+  run(x, M, w, bias, y, ep, pool);
+}
+
+}  // namespace cpu
+}  // namespace kst
+#endif
