@@ -3,11 +3,9 @@
  *
  *   npm run example [-- <model dir>]      (or KST_MODEL=<model dir> npm run example)
  *
- * The default model, test/fixtures/kobert-tiny, has random weights: it shows the API working end to end,
- * but its rankings carry no meaning. Pass a trained sentence-transformers folder for real results.
+ * With no argument it uses the package's default model (weights/default, a small Korean model trained offline on
+ * KorNLU/KorSTS; see weights/README.md). Any sentence-transformers folder (or cached Hub id) can be passed instead.
  */
-import * as path from 'path';
-
 import { SentenceTransformer, util } from '../src';
 import { DEMO_CORPUS, DEMO_QUERIES } from '../src/demo';
 
@@ -15,14 +13,7 @@ const corpus = DEMO_CORPUS;
 const queries = DEMO_QUERIES;
 
 async function main(): Promise<void> {
-  // Compiled to dist/examples/: the package root is two levels up.
-  const root = path.resolve(__dirname, '..', '..');
-  const defaultDir = path.join(root, 'test', 'fixtures', 'kobert-tiny');
-  const modelDir = process.argv[2] ?? process.env.KST_MODEL ?? defaultDir;
-  if (path.resolve(modelDir) === defaultDir) {
-    console.log('NOTE: using test/fixtures/kobert-tiny, a RANDOM-WEIGHT test model: the scores below are not meaningful.');
-    console.log('      Pass a trained sentence-transformers folder: npm run example -- <model dir>\n');
-  }
+  const modelDir = process.argv[2] ?? process.env.KST_MODEL; // undefined: the default model
   const embedder = await SentenceTransformer.load(modelDir);
   try {
     const corpusEmbeddings = await embedder.encode(corpus);
