@@ -46,6 +46,8 @@ export interface NativeModelOptions {
   threads?: number;
   /** 'auto' (default), 'scalar', 'avx2', 'avx512'; can only lower the ISA below what the CPU supports. */
   isa?: string;
+  /** CPU weight precision: 'fp32' (default) or 'bf16' (AVX512-BF16/AMX; falls back to fp32 without them). */
+  precision?: string;
   /** 'cpu' (default), 'cuda', 'cuda:N' or 'auto' (GPU when the CUDA library and a GPU are usable, else CPU). */
   device?: string;
   /** Tensor-core operand type on the GPU (fp32 accumulate). Default fp16 ($KST_CUDA_PRECISION). */
@@ -66,6 +68,8 @@ export interface NativeModelInfo extends NativeBertConfig {
   path: string;
   isa: NativeIsa;
   threads: number;
+  /** The precision the CPU GEMMs actually run in ('bf16' only where the CPU has it). */
+  precision: string;
   /** 'cpu' or 'cuda:N'. */
   device: string;
   /** The GPU's description ('' on the CPU). */

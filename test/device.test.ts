@@ -43,3 +43,42 @@ describe('device option', () => {
     await expect(KoBertTransformer.load(DIR, { device: 'auto', cudaPrecision: 'fp8' as never })).rejects.toThrow(/cudaPrecision/);
   });
 });
+
+describe('precision option', () => {
+  const cpuHasBf16 = (() => {
+    try {
+      const flags = /^flags\s*:(.*)$/m.exec(require('fs').readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
+      return / avx512_bf16( |$)/.test(flags) && / avx512bw( |$)/.test(flags);
+    } catch {
+      return false;
+    }
+  })();
+
+  test("default fp32; 'bf16' where the CPU has it (else fp32), close to fp32", async () => {
+    const fp32 = await KoBertTransformer.load(DIR, { isa: 'auto' });
+    const bf16 = await KoBertTransformer.load(DIR, { isa: 'auto', precision: 'bf16' });
+    try {
+      expect(fp32.info().precision).toBe('fp32');
+      const scalar = process.env.KST_ISA === 'scalar' || process.env.KST_ISA === 'avx2';
+      expect(bf16.info().precision).toBe(cpuHasBf16 && !scalar ? 'bf16' : 'fp32');
+      const ids = new Int32Array([2, 4958, 6855, 2046, 7088, 1050, 7843, 54, 3]);
+      const len = new Int32Array([ids.length]);
+      const a = await fp32.encodeIds(ids, len, { pooling: ['mean'] });
+      const b = await bf16.encodeIds(ids, len, { pooling: ['mean'] });
+      let dot = 0, na = 0, nb = 0;
+      for (let i = 0; i < a.length; i++) {
+        dot += a[i] * b[i];
+        na += a[i] * a[i];
+        nb += b[i] * b[i];
+      }
+      expect(dot / Math.sqrt(na * nb)).toBeGreaterThanOrEqual(0.999);
+    } finally {
+      fp32.dispose();
+      bf16.dispose();
+    }
+  });
+
+  test('an unknown precision is an error naming the option', async () => {
+    await expect(KoBertTransformer.load(DIR, { precision: 'fp16' as never })).rejects.toThrow(/precision/);
+  });
+});

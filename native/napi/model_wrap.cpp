@@ -223,6 +223,8 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
     if (!threads.IsUndefined()) o.threads = static_cast<int>(requireInt(env, threads, "options.threads", 0, 1024));
     const Napi::Value isa = opts.Get("isa");
     if (!isa.IsUndefined()) o.isa = requireString(env, isa, "options.isa");
+    const Napi::Value precision = opts.Get("precision");
+    if (!precision.IsUndefined()) o.precision = requireString(env, precision, "options.precision");
     // device: 'cpu' (default) | 'cuda' | 'cuda:N' | 'auto'. The CUDA library is opened only for the last three;
     // 'cuda' without a usable GPU throws with the reason, 'auto' falls back to the CPU and says why in info().
     std::string device = "cpu";
@@ -320,6 +322,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
     o.Set("path", path_);
     o.Set("isa", kst::isaName(model->isa()));
     o.Set("threads", model->threads());
+    o.Set("precision", model->precision());
     o.Set("vocab_size", c.vocab_size);
     o.Set("hidden_size", c.hidden_size);
     o.Set("num_hidden_layers", c.num_hidden_layers);

@@ -10,6 +10,8 @@ export interface RuntimeOptions {
   threads?: number;
   /** 'auto' | 'scalar' | 'avx2' | 'avx512' (can only lower the detected ISA). Default: env KST_ISA or auto. */
   isa?: string;
+  /** CPU weight precision: 'fp32' (default) or 'bf16' (opt-in; needs AVX512-BF16, else fp32). Default: env KST_PRECISION. */
+  precision?: 'fp32' | 'bf16';
   /** 'cpu' | 'cuda' | 'cuda:N' | 'auto'. Default: env KST_DEVICE or 'cpu'. 'cuda' fails clearly without a GPU. */
   device?: string;
   /** GPU operand type, 'fp16' (default) or 'bf16'; accumulation is fp32. */
@@ -28,6 +30,7 @@ export function openNativeModel(
   if (options.threads !== undefined) o.threads = options.threads;
   if (isa !== undefined && isa !== '') o.isa = isa;
   if (device !== undefined && device !== '') o.device = device;
+  if (options.precision !== undefined) o.precision = options.precision;
   if (options.cudaPrecision !== undefined) o.cudaPrecision = options.cudaPrecision;
   return new (loadBinding().Model)(o);
 }
