@@ -7,12 +7,18 @@
  * Truncation matches transformers' `truncation=True` (longest_first, right side) for one text: the text is
  * encoded without special tokens, cut to `maxLength - (number of special tokens)`, then wrapped in the
  * post-processor's prefix and suffix ids (e.g. [CLS] … [SEP], <s> … </s>).
+ *
+ * Unigram models, and files with a `Precompiled` normaliser, are tokenized by our own port of the Rust crate's
+ * pipeline (hf-exact.ts) instead: tokenizers.js ignores the Precompiled charsmap (plain NFKC), its Metaspace does
+ * not split words, and its Unigram Viterbi breaks score ties differently. WordPiece and BPE files stay on
+ * tokenizers.js (measured exact on the KorNLU sentences, test/hf-tokenizer.test.ts).
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { Tokenizer } from '@huggingface/tokenizers';
 
 import { readJsonObject } from '../models/config';
+import { ExactPipeline, needsExactPipeline } from './hf-exact';
 
 /** What the word-embedding module needs from a tokenizer. */
 export interface TextTokenizer {
@@ -82,6 +88,9 @@ export class HfTokenizer implements TextTokenizer {
   readonly suffix: number[];
   readonly specialTokensMap: Record<string, unknown>;
 
+  /** the exact (Rust-semantics) pipeline, or null where tokenizers.js is used */
+  private readonly exact: ExactPipeline | null;
+
   private constructor(
     private readonly tok: Tokenizer,
     tokenizerJson: Record<string, unknown>,
@@ -90,6 +99,7 @@ export class HfTokenizer implements TextTokenizer {
     specialTokensMap: Record<string, unknown>,
   ) {
     this.modelMaxLength = modelMaxLength;
+    this.exact = needsExactPipeline(tokenizerJson) ? new ExactPipeline(tokenizerJson, file, tok) : null;
     const s = specialsOf(file, tokenizerJson.post_processor);
     this.prefix = s.prefix;
     this.suffix = s.suffix;
@@ -143,8 +153,19 @@ export class HfTokenizer implements TextTokenizer {
     return new HfTokenizer(tok, json, file, mml, stm);
   }
 
+  /** Whether this tokenizer runs the exact Rust-semantics pipeline (Unigram / Precompiled) rather than tokenizers.js. */
+  get isExact(): boolean {
+    return this.exact !== null;
+  }
+
+  /** Ids without special tokens (no truncation), always through tokenizers.js (for comparisons). */
+  encodeRawTokenizersJs(text: string): number[] {
+    return this.tok.encode(text, { add_special_tokens: false }).ids;
+  }
+
   /** Ids without special tokens (no truncation). */
   encodeRaw(text: string): number[] {
+    if (this.exact !== null) return this.exact.encode(text);
     return this.tok.encode(text, { add_special_tokens: false }).ids;
   }
 

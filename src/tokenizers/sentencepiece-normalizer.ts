@@ -158,6 +158,27 @@ export class PrecompiledCharsMap {
     if (bestLen > 0) this.lastReplacement = this.replacements.get(bestValue)!;
     return bestLen;
   }
+
+  /**
+   * The Rust `spm_precompiled` crate's `transform`: the replacement of the FIRST (shortest) prefix of
+   * `input[start, end)` that the trie holds, or null (the walk stops at a NUL byte, as `common_prefix_search`
+   * does). Whatever follows that prefix in the chunk is dropped by the caller, as the crate does.
+   */
+  firstMatch(input: Uint8Array, start: number, end: number): Uint8Array | null {
+    const units = this.units;
+    let nodePos = PrecompiledCharsMap.offset(units[0]);
+    for (let i = start; i < end; i++) {
+      const c = input[i];
+      if (c === 0) break;
+      nodePos ^= c;
+      if (nodePos >= units.length) return null;
+      const u = units[nodePos];
+      if (PrecompiledCharsMap.label(u) !== c) return null;
+      nodePos ^= PrecompiledCharsMap.offset(u);
+      if (PrecompiledCharsMap.hasLeaf(u)) return this.replacements.get(PrecompiledCharsMap.value(units[nodePos])) ?? null;
+    }
+    return null;
+  }
 }
 
 /** Growable byte buffer. */
