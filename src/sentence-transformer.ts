@@ -8,7 +8,7 @@ import * as path from 'path';
 import { SingleBar, Presets } from 'cli-progress';
 
 import { findPackageRoot } from './binding';
-import { isHubId, resolveModelDir } from './io/hub';
+import { isHubId, snapshotDownload } from './io/hub';
 import { KoBertTransformer } from './models/transformer';
 import { Transformer, TransformerOptions } from './models/hf-transformer';
 import { Dense } from './models/dense';
@@ -29,10 +29,16 @@ export interface EncodeOptions {
 }
 
 export type LoadOptions = TransformerOptions & {
-  /** Hub ids only: the revision (branch, tag or commit) to take from the local Hugging Face cache (default "main"). */
+  /** Hub ids only: the revision (branch, tag or commit name; default "main"). */
   revision?: string;
   /** Hub ids only: the Hugging Face hub cache folder (default HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub). */
   cacheDir?: string;
+  /** Hub ids only: access token for private or gated models (default HF_TOKEN). */
+  token?: string;
+  /** Hub ids only: never download, use the cache only (also set by HF_HUB_OFFLINE=1). */
+  localFilesOnly?: boolean;
+  /** Hub ids only: download progress bars on stderr when it is a TTY (default true). */
+  showProgress?: boolean;
 };
 
 /**
@@ -131,13 +137,22 @@ export class SentenceTransformer {
 
   /**
    * Loads a local sentence-transformers folder (modules.json + module folders), or a plain BERT folder
-   * (config.json, no modules.json) with mean pooling added, as sentence-transformers does.
+   * (config.json, no modules.json) with mean pooling added, as sentence-transformers does. A Hugging Face id
+   * ("org/name") that is not a local folder is resolved from the Hugging Face cache, downloading what is
+   * missing from HF_ENDPOINT (see io/hub.ts; HF_HUB_OFFLINE=1 or localFilesOnly: cache only).
    * Without `dir`, loads the package's default model from weights/default.
    */
   static async load(dir?: string, options: LoadOptions = {}): Promise<SentenceTransformer> {
     if (dir !== undefined && !fs.existsSync(dir) && !path.isAbsolute(dir) && !dir.startsWith('.') && isHubId(dir)) {
-      // Not a local folder: a Hub id ("org/name") resolved from the local Hugging Face cache.
-      dir = resolveModelDir(dir, { revision: options.revision, cacheDir: options.cacheDir });
+      // Not a local folder: a Hub id ("org/name"), taken from the Hugging Face cache and downloaded into it
+      // from HF_ENDPOINT where files are missing (never with HF_HUB_OFFLINE=1).
+      dir = await snapshotDownload(dir, {
+        revision: options.revision,
+        cacheDir: options.cacheDir,
+        token: options.token,
+        localFilesOnly: options.localFilesOnly,
+        showProgress: options.showProgress,
+      });
     }
     if (dir === undefined) {
       dir = path.join(findPackageRoot(), 'weights', 'default');
@@ -146,7 +161,7 @@ export class SentenceTransformer {
       }
     }
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-      throw new Error(`${dir}: not a directory (only local model folders can be loaded; there is no Hub download)`);
+      throw new Error(`${dir}: not a directory (pass a local model folder or a Hugging Face model id "org/name")`);
     }
     const modulesFile = path.join(dir, 'modules.json');
     if (!fs.existsSync(modulesFile)) {
