@@ -69,6 +69,15 @@ describe('Hub ids from the local Hugging Face cache', () => {
   fs.mkdirSync(path.join(repo, 'snapshots'), { recursive: true });
   fs.writeFileSync(path.join(repo, 'refs', 'main'), `${commit}\n`);
   fs.cpSync(path.join(ARCH, 'models', 'bert-wordpiece-bin'), path.join(repo, 'snapshots', commit), { recursive: true });
+  // Cache-only: these tests must never reach the network (downloads are tested against a loopback server in hub.test.ts).
+  const prevOffline = process.env.HF_HUB_OFFLINE;
+  beforeAll(() => {
+    process.env.HF_HUB_OFFLINE = '1';
+  });
+  afterAll(() => {
+    if (prevOffline === undefined) delete process.env.HF_HUB_OFFLINE;
+    else process.env.HF_HUB_OFFLINE = prevOffline;
+  });
 
   test("load('org/name') resolves refs/main → snapshots/<commit> and equals the folder load", async () => {
     const m = await SentenceTransformer.load('jhgan/ko-sbert-sts', { cacheDir: cache });
@@ -86,7 +95,7 @@ describe('Hub ids from the local Hugging Face cache', () => {
     }
   });
 
-  test('a model that is not cached → error saying how to get it', async () => {
+  test('offline, a model that is not cached → error saying how to get it', async () => {
     await expect(SentenceTransformer.load('jhgan/ko-sroberta-multitask', { cacheDir: cache })).rejects.toThrow(
       /jhgan\/ko-sroberta-multitask: not in the Hugging Face cache .*huggingface-cli download jhgan\/ko-sroberta-multitask/,
     );
