@@ -74,7 +74,7 @@ function loadavg() {
 }
 function busyProcesses() {
   const r = spawnSync('ps', ['-eo', 'pcpu=,comm=,args=', '--sort=-pcpu'], { encoding: 'utf8' });
-  return (r.stdout || '').split('\n').map((l) => l.trim()).filter((l) => l && parseFloat(l) >= 5 && !l.includes('bench.js'))
+  return (r.stdout || '').split('\n').map((l) => l.trim()).filter((l) => l && parseFloat(l) >= 5 && !l.includes('bench.js') && !/^[0-9.]+ ps /.test(l))
     .map((l) => l.slice(0, 120));
 }
 
