@@ -5,6 +5,7 @@
 // K block starts from the bias, later ones accumulate into y. Work is split over (row block, panel group)
 // tasks. Tails: rows via the kernel's row-count template; a last partial panel runs over the whole K
 // into a stack tile and copies the valid columns out.
+// At small M (≤ 24 rows) K is not blocked: each panel is then one contiguous stream from memory.
 // Epilogue: gemm_gelu_avx512 applies GELU (erf or tanh form) to each finished tile while it is still in L1
 // (after the last K block), so the FFN's intermediate activation costs no extra pass over memory.
 // Work split: (row block, panel group) tasks, the group count chosen so the task count is a multiple of the
@@ -41,6 +42,10 @@ void kernel(const float* A, int lda, const float* B, int K, const float* bias, b
     }
   }
   for (int k = 0; k < K; ++k) {
+    // Software prefetch 8 KB ahead in the panel (the hardware prefetcher restarts at every page; at small M
+    // the GEMM streams W from memory and this keeps the stream going across page boundaries).
+    _mm_prefetch(reinterpret_cast<const char*>(B + (k + 64) * NR), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(B + (k + 64) * NR + 16), _MM_HINT_T0);
     const __m512 w0 = _mm512_load_ps(B + k * NR), w1 = _mm512_load_ps(B + k * NR + 16);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -82,6 +87,7 @@ struct Job {
   float* y;
   int mc, panels, full_panels, pg, n_pg;
   int ep;  // epilogue: 0 none, 1 GELU (erf), 2 GELU (tanh)
+  int kc;  // K block: KC, or all of K for small M
 };
 
 // In place over `rows` rows of 32 floats (row stride ld) just written: y = gelu(y).
@@ -114,8 +120,8 @@ void task(void* ctx, int64_t begin, int64_t end, int) {
     const int p0 = gb * j.pg, p1 = imin(j.panels, p0 + j.pg);
     const int pf = imin(p1, j.full_panels);  // full panels of this group: [p0, pf)
     const int tr = tileRows(m1 - m0);
-    for (int k0 = 0; k0 < j.K; k0 += KC) {
-      const int kc = imin(KC, j.K - k0);
+    for (int k0 = 0; k0 < j.K; k0 += j.kc) {
+      const int kc = imin(j.kc, j.K - k0);
       const bool last = k0 + kc >= j.K;
       for (int p = p0; p < pf; ++p) {
         const float* B = j.packed + (static_cast<size_t>(p) * j.K + k0) * NR;
@@ -181,6 +187,10 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   j.bias = bias;
   j.y = y;
   j.ep = ep;
+  // Small M (batch 1): the whole weight is streamed once and each B element feeds few rows, so the GEMM is
+  // bound by memory; one K block per panel reads each panel as a single contiguous run (one prefetch stream)
+  // instead of K/KC separate 32 KB pieces. The x rows (M × K) stay in L1/L2 either way.
+  j.kc = M <= 2 * MR ? w.K : KC;
   j.panels = (w.N + NR - 1) / NR;
   j.full_panels = w.N / NR;
   // Row blocks of at most 192 rows (mc × KC of x stays in L2), balanced so the last is not tiny.
