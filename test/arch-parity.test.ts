@@ -1,7 +1,8 @@
 /**
  * BERT / RoBERTa / XLM-R / DistilBERT (+ Dense + Normalize) parity with Python sentence-transformers, on the
- * random-weight models of test/golden/make_golden_arch.py (test/fixtures/arch/models, Hub layout, safetensors
- * and pytorch_model.bin). Tolerance: fp32 max abs <= 1e-4 and cosine >= 0.99999 per sentence.
+ * random-weight models of test/golden/make_golden_arch.py (test/fixtures/arch/manifest.json: every architecture
+ * x weight format (model.safetensors, pytorch_model.bin) x tokenizer kind (WordPiece, Unigram, byte-level BPE),
+ * Hub layout, all six pooling modes). Tolerance: fp32 max abs <= 1e-4 and cosine >= 0.99999 per sentence.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -15,7 +16,25 @@ interface Golden {
   sentences: string[];
   models: Record<string, { dim: number; tokenIds: number[][]; embeddings: number[][] }>;
 }
+interface ManifestModel {
+  name: string;
+  arch: string;
+  modelType: string;
+  format: 'safetensors' | 'bin';
+  tokenizer: 'wordpiece' | 'unigram' | 'bpe';
+  pooling: string[];
+  dense: boolean;
+  normalize: boolean;
+  legacyPositionIds: boolean;
+  dim: number;
+  files: Record<string, { bytes: number; sha256: string }>;
+}
+interface Manifest {
+  matrix: { arch: string[]; format: string[]; tokenizer: string[]; pooling: string[] };
+  models: ManifestModel[];
+}
 const golden = JSON.parse(zlib.gunzipSync(fs.readFileSync(path.join(ARCH, 'embeddings.json.gz'))).toString('utf8')) as Golden;
+const manifest = JSON.parse(fs.readFileSync(path.join(ARCH, 'manifest.json'), 'utf8')) as Manifest;
 
 function compare(a: Float32Array, b: number[]): { maxAbs: number; cos: number } {
   let maxAbs = 0;
@@ -31,7 +50,30 @@ function compare(a: Float32Array, b: number[]): { maxAbs: number; cos: number } 
   return { maxAbs, cos: na === 0 && nb === 0 ? 1 : dot / Math.sqrt(na * nb) };
 }
 
-describe.each(Object.keys(golden.models))('%s', (name) => {
+test('the fixtures cover every architecture x weight format x tokenizer kind and every pooling mode', () => {
+  const cells = new Set(manifest.models.map((m) => `${m.arch}/${m.format}/${m.tokenizer}`));
+  for (const a of manifest.matrix.arch) for (const f of manifest.matrix.format) for (const k of manifest.matrix.tokenizer) expect(cells).toContain(`${a}/${f}/${k}`);
+  expect(manifest.matrix.arch).toEqual(['bert', 'roberta', 'xlm-roberta', 'distilbert']);
+  expect(manifest.matrix.format).toEqual(['safetensors', 'bin']);
+  expect(manifest.matrix.tokenizer).toEqual(['wordpiece', 'unigram', 'bpe']);
+  expect(new Set(manifest.models.flatMap((m) => m.pooling))).toEqual(new Set(['mean', 'cls', 'max', 'mean_sqrt_len_tokens', 'weightedmean', 'lasttoken']));
+  expect(Object.keys(golden.models).sort()).toEqual(manifest.models.map((m) => m.name).sort());
+  for (const m of manifest.models) {
+    const weights = m.format === 'bin' ? 'pytorch_model.bin' : 'model.safetensors';
+    expect(Object.keys(m.files)).toContain(weights);
+    for (const [rel, f] of Object.entries(m.files)) expect(fs.statSync(path.join(ARCH, 'models', m.name, rel)).size).toBe(f.bytes);
+  }
+});
+
+const rows: string[] = [];
+afterAll(() => {
+  const head = ['model', 'arch', 'format', 'tokenizer', 'pooling (+modules)', 'max abs', '1 - min cos'];
+  const table = [head, ...rows.map((r) => r.split('\t'))];
+  const w = head.map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
+  console.log(table.map((r) => r.map((c, i) => (c ?? '').padEnd(w[i])).join('  ')).join('\n'));
+});
+
+describe.each(manifest.models.map((m) => [m.name, m] as const))('%s', (name, spec) => {
   const g = golden.models[name];
   let model: SentenceTransformer;
   beforeAll(async () => {
@@ -54,7 +96,9 @@ describe.each(Object.keys(golden.models))('%s', (name) => {
       maxAbs = Math.max(maxAbs, c.maxAbs);
       minCos = Math.min(minCos, c.cos);
     });
-    console.log(`${name}: ${emb.length} sentences, max abs ${maxAbs.toExponential(2)}, 1 - min cos ${(1 - minCos).toExponential(2)}`);
+    const mods = spec.pooling.join('+') + (spec.dense ? ' +Dense' : '') + (spec.normalize ? ' +Normalize' : '');
+    rows.push([name, spec.modelType, spec.format + (spec.legacyPositionIds ? ' (+position_ids)' : ''), spec.tokenizer, mods,
+      maxAbs.toExponential(2), (1 - minCos).toExponential(2)].join('\t'));
     expect(maxAbs).toBeLessThanOrEqual(1e-4);
     expect(minCos).toBeGreaterThanOrEqual(0.99999);
   });
