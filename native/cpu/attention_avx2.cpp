@@ -10,92 +10,76 @@ namespace kst {
 namespace cpu {
 namespace {
 
-struct Job {
-  const AttnArgs* a;
-  float* scratch;
-  size_t per_thread;
-};
+#include "attention_driver.h"
 
 inline __m256i tailMask(int rest) {
   const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), idx);
 }
 
-void run(void* ctx, int64_t tb, int64_t te, int tid) {
-  const Job& J = *static_cast<const Job*>(ctx);
-  const AttnArgs& a = *J.a;
+// The rest of one (sequence, head) task, after attnRange has transposed K into t.kt.
+void body(const AttnArgs& a, const AttnTask& t) {
   const int HS = a.head_size;
-  float* const base = J.scratch + J.per_thread * tid;
-  for (int64_t task = tb; task < te; ++task) {
-    const int s = static_cast<int>(task / a.heads), h = static_cast<int>(task % a.heads);
-    const int L = a.lengths[s];
-    const int Lp = (L + 7) & ~7;
-    const int64_t t0 = a.offsets[s];
-    float* kt = base;                                  // HS × Lp
-    float* p = base + static_cast<size_t>(HS) * Lp;   // Lp scores
-    for (int j = 0; j < L; ++j) {
-      const float* k = a.k + (t0 + j) * a.ld_qkv + h * HS;
-      for (int c = 0; c < HS; ++c) kt[static_cast<size_t>(c) * Lp + j] = k[c];
+  const int h = t.h, L = t.L, Lp = t.Lp;
+  const int64_t t0 = t.t0;
+  const float* const kt = t.kt;
+  float* const p = t.p;  // Lp scores
+  const __m256 vscale = _mm256_set1_ps(a.scale);
+  const int hs8 = HS & ~7;
+  const __m256i tmask = tailMask(HS - hs8);
+  for (int i = 0; i < L; ++i) {
+    const float* q = a.q + (t0 + i) * a.ld_qkv + h * HS;
+    // scores
+    __m256 vmax = _mm256_set1_ps(-__builtin_inff());
+    for (int j = 0; j < Lp; j += 8) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int c = 0; c < HS; ++c)
+        acc = _mm256_fmadd_ps(_mm256_broadcast_ss(q + c), _mm256_load_ps(kt + static_cast<size_t>(c) * Lp + j), acc);
+      acc = _mm256_mul_ps(acc, vscale);
+      _mm256_store_ps(p + j, acc);
     }
-    for (int c = 0; c < HS; ++c)
-      for (int j = L; j < Lp; ++j) kt[static_cast<size_t>(c) * Lp + j] = 0.f;
-    const __m256 vscale = _mm256_set1_ps(a.scale);
-    const int hs8 = HS & ~7;
-    const __m256i tmask = tailMask(HS - hs8);
-    for (int i = 0; i < L; ++i) {
-      const float* q = a.q + (t0 + i) * a.ld_qkv + h * HS;
-      // scores
-      __m256 vmax = _mm256_set1_ps(-__builtin_inff());
-      for (int j = 0; j < Lp; j += 8) {
-        __m256 acc = _mm256_setzero_ps();
-        for (int c = 0; c < HS; ++c)
-          acc = _mm256_fmadd_ps(_mm256_broadcast_ss(q + c), _mm256_load_ps(kt + static_cast<size_t>(c) * Lp + j), acc);
-        acc = _mm256_mul_ps(acc, vscale);
-        _mm256_store_ps(p + j, acc);
+    for (int j = L; j < Lp; ++j) p[j] = -__builtin_inff();
+    for (int j = 0; j < Lp; j += 8) vmax = _mm256_max_ps(vmax, _mm256_load_ps(p + j));
+    const __m256 mx = _mm256_set1_ps(hmax8(vmax));
+    __m256 vsum = _mm256_setzero_ps();
+    for (int j = 0; j < Lp; j += 8) {
+      __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(p + j), mx));
+      if (j + 8 > L) e = _mm256_and_ps(e, _mm256_castsi256_ps(tailMask(L - j)));
+      _mm256_store_ps(p + j, e);
+      vsum = _mm256_add_ps(vsum, e);
+    }
+    const float inv = 1.0f / hsum8(vsum);
+    // out = Σ_j p_j v_j · inv
+    float* o = a.out + (t0 + i) * a.ld_out + h * HS;
+    int c = 0;
+    for (; c + 32 <= HS; c += 32) {
+      __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+      for (int j = 0; j < L; ++j) {
+        const float* v = a.v + (t0 + j) * a.ld_qkv + h * HS + c;
+        const __m256 pj = _mm256_broadcast_ss(p + j);
+        o0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v), o0);
+        o1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 8), o1);
+        o2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 16), o2);
+        o3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 24), o3);
       }
-      for (int j = L; j < Lp; ++j) p[j] = -__builtin_inff();
-      for (int j = 0; j < Lp; j += 8) vmax = _mm256_max_ps(vmax, _mm256_load_ps(p + j));
-      const __m256 mx = _mm256_set1_ps(hmax8(vmax));
-      __m256 vsum = _mm256_setzero_ps();
-      for (int j = 0; j < Lp; j += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(p + j), mx));
-        if (j + 8 > L) e = _mm256_and_ps(e, _mm256_castsi256_ps(tailMask(L - j)));
-        _mm256_store_ps(p + j, e);
-        vsum = _mm256_add_ps(vsum, e);
-      }
-      const float inv = 1.0f / hsum8(vsum);
-      // out = Σ_j p_j v_j · inv
-      float* o = a.out + (t0 + i) * a.ld_out + h * HS;
-      int c = 0;
-      for (; c + 32 <= HS; c += 32) {
-        __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
-        for (int j = 0; j < L; ++j) {
-          const float* v = a.v + (t0 + j) * a.ld_qkv + h * HS + c;
-          const __m256 pj = _mm256_broadcast_ss(p + j);
-          o0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v), o0);
-          o1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 8), o1);
-          o2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 16), o2);
-          o3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 24), o3);
-        }
-        const __m256 vi = _mm256_set1_ps(inv);
-        _mm256_storeu_ps(o + c, _mm256_mul_ps(o0, vi));
-        _mm256_storeu_ps(o + c + 8, _mm256_mul_ps(o1, vi));
-        _mm256_storeu_ps(o + c + 16, _mm256_mul_ps(o2, vi));
-        _mm256_storeu_ps(o + c + 24, _mm256_mul_ps(o3, vi));
-      }
-      for (; c < hs8; c += 8) {
-        __m256 o0 = _mm256_setzero_ps();
-        for (int j = 0; j < L; ++j)
-          o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_loadu_ps(a.v + (t0 + j) * a.ld_qkv + h * HS + c), o0);
-        _mm256_storeu_ps(o + c, _mm256_mul_ps(o0, _mm256_set1_ps(inv)));
-      }
-      if (hs8 < HS) {
-        __m256 o0 = _mm256_setzero_ps();
-        for (int j = 0; j < L; ++j)
-          o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j),
-                               _mm256_maskload_ps(a.v + (t0 + j) * a.ld_qkv + h * HS + hs8, tmask), o0);
-        _mm256_maskstore_ps(o + hs8, tmask, _mm256_mul_ps(o0, _mm256_set1_ps(inv)));
-      }
+      const __m256 vi = _mm256_set1_ps(inv);
+      _mm256_storeu_ps(o + c, _mm256_mul_ps(o0, vi));
+      _mm256_storeu_ps(o + c + 8, _mm256_mul_ps(o1, vi));
+      _mm256_storeu_ps(o + c + 16, _mm256_mul_ps(o2, vi));
+      _mm256_storeu_ps(o + c + 24, _mm256_mul_ps(o3, vi));
+    }
+    for (; c < hs8; c += 8) {
+      __m256 o0 = _mm256_setzero_ps();
+      for (int j = 0; j < L; ++j)
+        o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_loadu_ps(a.v + (t0 + j) * a.ld_qkv + h * HS + c), o0);
+      _mm256_storeu_ps(o + c, _mm256_mul_ps(o0, _mm256_set1_ps(inv)));
+    }
+    if (hs8 < HS) {
+      __m256 o0 = _mm256_setzero_ps();
+      for (int j = 0; j < L; ++j)
+        o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j),
+                             _mm256_maskload_ps(a.v + (t0 + j) * a.ld_qkv + h * HS + hs8, tmask), o0);
+      _mm256_maskstore_ps(o + hs8, tmask, _mm256_mul_ps(o0, _mm256_set1_ps(inv)));
     }
   }
 }
@@ -103,8 +87,7 @@ void run(void* ctx, int64_t tb, int64_t te, int tid) {
 }  // namespace
 
 void attention_avx2(const AttnArgs& a, float* scratch, ThreadPool* pool) {
-  Job j{&a, scratch, attentionScratchPerThread(a.max_len, a.head_size)};
-  parallelRun(pool, static_cast<int64_t>(a.batch) * a.heads, 1, run, &j);
+  attnRun<8, body>(a, scratch, pool);
 }
 
 }  // namespace cpu

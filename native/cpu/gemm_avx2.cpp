@@ -4,7 +4,8 @@
 // stays in L1 while every row tile of the row block (mc × KC of x, in L2) streams past it; the first
 // K block starts from the bias, later ones accumulate into y. Work is split over (row block, panel group)
 // tasks. Tails: rows via the kernel's row-count template; a last partial panel runs over the whole K
-// into a stack tile and copies the valid columns out.
+// into a stack tile and copies the valid columns out. The driver (blocking, split, tails) is gemmF32Task in
+// gemm_driver.h, shared with gemm_avx512.cpp and compiled here with this file's flags; the kernel is this file's.
 #include "ops.h"
 #include "simd.h"
 
@@ -63,92 +64,23 @@ void runKernel(int rows, const float* A, int lda, const float* B, int K, const f
   }
 }
 
-struct Job {
-  const float* x;
-  int M, N, K;
-  const float* packed;
-  const float* bias;
-  float* y;
-  int mc, panels, full_panels, pg, n_pg;
-};
+void noEpilogue(int, float*, int, int) {}  // AVX2 has no fused epilogue (gemm_gelu_avx2 below)
 
-void task(void* ctx, int64_t begin, int64_t end, int) {
-  const Job& j = *static_cast<const Job*>(ctx);
-  alignas(64) float bias[NR];
-  alignas(64) float tile[MR * NR];
-  for (int64_t t = begin; t < end; ++t) {
-    const int mb = static_cast<int>(t / j.n_pg), gb = static_cast<int>(t % j.n_pg);
-    const int m0 = mb * j.mc, m1 = imin(j.M, m0 + j.mc);
-    const int p0 = gb * j.pg, p1 = imin(j.panels, p0 + j.pg);
-    const int pf = imin(p1, j.full_panels);  // full panels of this group: [p0, pf)
-    for (int k0 = 0; k0 < j.K; k0 += KC) {
-      const int kc = imin(KC, j.K - k0);
-      for (int p = p0; p < pf; ++p) {
-        const float* B = j.packed + (static_cast<size_t>(p) * j.K + k0) * NR;
-        const int n0 = p * NR;
-        const float* bp = bias;
-        if (k0 == 0) {
-          if (j.bias) {
-            bp = j.bias + n0;
-          } else {
-            for (int c = 0; c < NR; ++c) bias[c] = 0.f;
-          }
-        }
-        for (int m = m0; m < m1; m += MR) {
-          runKernel(imin(MR, m1 - m), j.x + static_cast<size_t>(m) * j.K + k0, j.K, B, kc, bp, k0 > 0,
-                    j.y + static_cast<size_t>(m) * j.N + n0, j.N);
-        }
-      }
-    }
-    for (int p = pf; p < p1; ++p) {  // the last, partial panel
-      const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
-      const int n0 = p * NR, cols = j.N - n0;
-      for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
-      for (int m = m0; m < m1; m += MR) {
-        const int rows = imin(MR, m1 - m);
-        runKernel(rows, j.x + static_cast<size_t>(m) * j.K, j.K, B, j.K, bias, false, tile, NR);
-        for (int r = 0; r < rows; ++r)
-          for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
-      }
-    }
-  }
-}
+#include "gemm_driver.h"
 
 }  // namespace
 
-void pack_avx2(PackedWeight& w) {
-  const int N = w.N, K = w.K, panels = (N + NR - 1) / NR;
-  float* dst = packedAlloc(w, static_cast<size_t>(panels) * K * NR + NR);
-  for (int p = 0; p < panels; ++p)
-    for (int k = 0; k < K; ++k)
-      for (int c = 0; c < NR; ++c) {
-        const int n = p * NR + c;
-        dst[(static_cast<size_t>(p) * K + k) * NR + c] = n < N ? w.raw[static_cast<size_t>(n) * K + k] : 0.f;
-      }
-  w.nr = NR;
-}
+void pack_avx2(PackedWeight& w) { gemmPackPanels<NR>(w); }
 
 void gemm_avx2(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool) {
   if (M <= 0 || w.N <= 0) return;
-  Job j;
-  j.x = x;
-  j.M = M;
-  j.N = w.N;
-  j.K = w.K;
-  j.packed = w.pdata;
-  j.bias = bias;
-  j.y = y;
-  j.panels = (w.N + NR - 1) / NR;
-  j.full_panels = w.N / NR;
+  GemmF32Job j;
+  gemmF32Operands(j, x, w, bias, y, 0);
+  j.kc = KC;
   // Row blocks of at most 192 rows (mc × KC of x stays in L2), balanced so the last is not tiny.
-  const int mblocks = (M + 191) / 192;
-  j.mc = ((M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
-  const int threads = poolThreads(pool);
-  // Enough panel groups that every thread gets work even for a single row block.
-  const int want_groups = imax(1, (2 * threads + mblocks - 1) / mblocks);
-  j.pg = imax(1, imin(8, (j.panels + want_groups - 1) / want_groups));
-  j.n_pg = (j.panels + j.pg - 1) / j.pg;
-  parallelRun(pool, static_cast<int64_t>(mblocks) * j.n_pg, 1, task, &j);
+  j.s = gemmSplit(M, w.N, NR, gemmRows(M, 192, MR));
+  gemmSetGroups(j.s, gemmPanelsPerGroupSimple(j.s.panels, j.s.mblocks, poolThreads(pool)));
+  parallelRun(pool, j.s.tasks(), 1, gemmF32Task<NR, MR, false, runKernel, noEpilogue>, &j);
 }
 
 void gelu_avx2(float* x, size_t n, Activation act, ThreadPool* pool);  // gelu_avx2.cpp

@@ -11,6 +11,8 @@
 // Work split: (row block, panel group) tasks, the group count chosen so the task count is a multiple of the
 // thread count where possible (no thread idles at the end); at batch 1 (one row block) that splits N across
 // the threads. Row tiles inside a block are balanced (16 rows → 8 + 8, not 12 + 4).
+// The driver (blocking, split, tails, epilogue) is gemmF32Task in gemm_driver.h, shared with gemm_avx2.cpp and
+// compiled here with this file's flags; the micro-kernel is this file's.
 #include "ops.h"
 #include "simd.h"
 
@@ -79,97 +81,11 @@ void runKernel(int rows, const float* A, int lda, const float* B, int K, const f
   }
 }
 
-struct Job {
-  const float* x;
-  int M, N, K;
-  const float* packed;
-  const float* bias;
-  float* y;
-  int mc, panels, full_panels, pg, n_pg;
-  int ep;  // epilogue: 0 none, 1 GELU (erf), 2 GELU (tanh)
-  int kc;  // K block: KC, or all of K for small M
-};
-
-// In place over `rows` rows of 32 floats (row stride ld) just written: y = gelu(y).
-void epilogue(int ep, float* C, int rows, int ld) {
-  for (int r = 0; r < rows; ++r) {
-    float* c = C + static_cast<size_t>(r) * ld;
-    if (ep == 1) {
-      _mm512_storeu_ps(c, gelu_erf16(_mm512_loadu_ps(c)));
-      _mm512_storeu_ps(c + 16, gelu_erf16(_mm512_loadu_ps(c + 16)));
-    } else {
-      _mm512_storeu_ps(c, gelu_tanh16(_mm512_loadu_ps(c)));
-      _mm512_storeu_ps(c + 16, gelu_tanh16(_mm512_loadu_ps(c + 16)));
-    }
-  }
-}
-
-// Rows per tile for a block of `rows` rows: as even as possible, at most MR.
-inline int tileRows(int rows) {
-  const int nt = (rows + MR - 1) / MR;
-  return (rows + nt - 1) / nt;
-}
-
-void task(void* ctx, int64_t begin, int64_t end, int) {
-  const Job& j = *static_cast<const Job*>(ctx);
-  alignas(64) float bias[NR];
-  alignas(64) float tile[MR * NR];
-  for (int64_t t = begin; t < end; ++t) {
-    const int mb = static_cast<int>(t / j.n_pg), gb = static_cast<int>(t % j.n_pg);
-    const int m0 = mb * j.mc, m1 = imin(j.M, m0 + j.mc);
-    const int p0 = gb * j.pg, p1 = imin(j.panels, p0 + j.pg);
-    const int pf = imin(p1, j.full_panels);  // full panels of this group: [p0, pf)
-    const int tr = tileRows(m1 - m0);
-    for (int k0 = 0; k0 < j.K; k0 += j.kc) {
-      const int kc = imin(j.kc, j.K - k0);
-      const bool last = k0 + kc >= j.K;
-      for (int p = p0; p < pf; ++p) {
-        const float* B = j.packed + (static_cast<size_t>(p) * j.K + k0) * NR;
-        const int n0 = p * NR;
-        const float* bp = bias;
-        if (k0 == 0) {
-          if (j.bias) {
-            bp = j.bias + n0;
-          } else {
-            for (int c = 0; c < NR; ++c) bias[c] = 0.f;
-          }
-        }
-        for (int m = m0; m < m1; m += tr) {
-          const int rows = imin(tr, m1 - m);
-          float* C = j.y + static_cast<size_t>(m) * j.N + n0;
-          runKernel(rows, j.x + static_cast<size_t>(m) * j.K + k0, j.K, B, kc, bp, k0 > 0, C, j.N);
-          if (last && j.ep) epilogue(j.ep, C, rows, j.N);
-        }
-      }
-    }
-    for (int p = pf; p < p1; ++p) {  // the last, partial panel
-      const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
-      const int n0 = p * NR, cols = j.N - n0;
-      for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
-      for (int m = m0; m < m1; m += tr) {
-        const int rows = imin(tr, m1 - m);
-        runKernel(rows, j.x + static_cast<size_t>(m) * j.K, j.K, B, j.K, bias, false, tile, NR);
-        if (j.ep) epilogue(j.ep, tile, rows, NR);
-        for (int r = 0; r < rows; ++r)
-          for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
-      }
-    }
-  }
-}
+#include "gemm_driver.h"
 
 }  // namespace
 
-void pack_avx512(PackedWeight& w) {
-  const int N = w.N, K = w.K, panels = (N + NR - 1) / NR;
-  float* dst = packedAlloc(w, static_cast<size_t>(panels) * K * NR + NR);
-  for (int p = 0; p < panels; ++p)
-    for (int k = 0; k < K; ++k)
-      for (int c = 0; c < NR; ++c) {
-        const int n = p * NR + c;
-        dst[(static_cast<size_t>(p) * K + k) * NR + c] = n < N ? w.raw[static_cast<size_t>(n) * K + k] : 0.f;
-      }
-  w.nr = NR;
-}
+void pack_avx512(PackedWeight& w) { gemmPackPanels<NR>(w); }
 
 void gemm_bf16_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
 void gemm_gelu_bf16_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y,
@@ -178,40 +94,16 @@ void gemm_gelu_bf16_avx512(const float* x, int M, const PackedWeight& w, const f
 namespace {
 void run(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool) {
   if (M <= 0 || w.N <= 0) return;
-  Job j;
-  j.x = x;
-  j.M = M;
-  j.N = w.N;
-  j.K = w.K;
-  j.packed = w.pdata;
-  j.bias = bias;
-  j.y = y;
-  j.ep = ep;
+  GemmF32Job j;
+  gemmF32Operands(j, x, w, bias, y, ep);
   // Small M (batch 1): the whole weight is streamed once and each B element feeds few rows, so the GEMM is
   // bound by memory; one K block per panel reads each panel as a single contiguous run (one prefetch stream)
   // instead of K/KC separate 32 KB pieces. The x rows (M × K) stay in L1/L2 either way.
   j.kc = M <= 2 * MR ? w.K : KC;
-  j.panels = (w.N + NR - 1) / NR;
-  j.full_panels = w.N / NR;
   // Row blocks of at most 192 rows (mc × KC of x stays in L2), balanced so the last is not tiny.
-  const int mblocks = (M + 191) / 192;
-  j.mc = ((M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
-  const int threads = poolThreads(pool);
-  // Panel groups of at most 8 panels (a KC × 8 × 32 slice of W stays in L2 while the row tiles pass), at least
-  // enough groups that every thread has work; prefer a group count that divides the panels evenly and makes
-  // the task count a multiple of the thread count.
-  // (≥ 4 tasks per thread where the panels allow: threads that get less CPU than others — a busy machine —
-  // leave their share to the pool's dynamic hand-out)
-  const int min_groups = imin(j.panels, imax((j.panels + 7) / 8, (4 * threads + mblocks - 1) / mblocks));
-  int groups = 0;
-  for (int g = min_groups; g <= imin(j.panels, 4 * min_groups) && !groups; ++g)
-    if (j.panels % g == 0 && (static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
-  for (int g = min_groups; g <= imin(j.panels, 4 * min_groups) && !groups; ++g)
-    if ((static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
-  if (!groups) groups = imin(j.panels, imax(min_groups, (2 * threads + mblocks - 1) / mblocks));
-  j.pg = (j.panels + groups - 1) / groups;
-  j.n_pg = (j.panels + j.pg - 1) / j.pg;
-  parallelRun(pool, static_cast<int64_t>(mblocks) * j.n_pg, 1, task, &j);
+  j.s = gemmSplit(M, w.N, NR, gemmRows(M, 192, MR));
+  gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, j.s.mblocks, poolThreads(pool)));
+  parallelRun(pool, j.s.tasks(), 1, gemmF32Task<NR, MR, true, runKernel, gemmGeluEpilogue32>, &j);
 }
 }  // namespace
 

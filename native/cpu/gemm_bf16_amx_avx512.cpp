@@ -34,11 +34,7 @@ struct TileCfg {
   uint8_t rows[16];
 };
 
-inline uint32_t bf16Bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-}
+#include "gemm_driver.h"
 
 // rows × kc floats of x → dst (TM-padded rows × KCP pairs, zero past kc and past `rows` up to `prow`).
 KST_AMX_TARGET void convertBlock(const float* x, int ldx, int rows, int prow, int kc, uint32_t* dst) {
@@ -58,27 +54,8 @@ KST_AMX_TARGET void convertBlock(const float* x, int ldx, int rows, int prow, in
   for (int r = rows; r < prow; ++r) std::memset(dst + static_cast<size_t>(r) * KCP, 0, sizeof(uint32_t) * kpp);
 }
 
-KST_AMX_TARGET void epilogue(int ep, float* C, int rows, int ld) {
-  for (int r = 0; r < rows; ++r) {
-    float* c = C + static_cast<size_t>(r) * ld;
-    for (int h = 0; h < 32; h += 16) {
-      const __m512 v = _mm512_loadu_ps(c + h);
-      _mm512_storeu_ps(c + h, ep == 1 ? gelu_erf16(v) : gelu_tanh16(v));
-    }
-  }
-}
-
-struct Job {
-  const float* x;
-  int M, N, K, KP;
-  const uint32_t* packed;
-  const float* bias;
-  float* y;
-  int mc, panels, pg, n_pg, ep;
-};
-
 KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
-  const Job& j = *static_cast<const Job*>(ctx);
+  const GemmBf16Job& j = *static_cast<const GemmBf16Job*>(ctx);
   alignas(64) uint32_t abuf[MC * KCP];
   alignas(64) float cbuf[TM * NR];
   alignas(64) float bbuf[TM * NR];
@@ -91,10 +68,9 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
   }
   _tile_loadconfig(&cfg);
   for (int64_t t = begin; t < end; ++t) {
-    const int mb = static_cast<int>(t / j.n_pg), gb = static_cast<int>(t % j.n_pg);
-    const int m0 = mb * j.mc, m1 = imin(j.M, m0 + j.mc);
+    const GemmBlock b = gemmBlock(j.s, t);
+    const int m0 = b.m0, m1 = b.m1, p0 = b.p0, p1 = b.p1;
     const int prow = (m1 - m0 + TM - 1) / TM * TM;
-    const int p0 = gb * j.pg, p1 = imin(j.panels, p0 + j.pg);
     for (int k0 = 0; k0 < j.K; k0 += KC) {
       const int kc = imin(KC, j.K - k0), chunks = ((kc + 1) / 2 + 15) / 16, kp0 = k0 / 2;
       const bool first = k0 == 0, last = k0 + kc >= j.K;
@@ -145,13 +121,13 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
             _tile_stored(1, Y + 16, ldy);
             _tile_stored(2, Y + 16 * j.N, ldy);
             _tile_stored(3, Y + 16 * j.N + 16, ldy);
-            if (last && j.ep) epilogue(j.ep, Y, TM, j.N);
+            if (last && j.ep) gemmGeluEpilogue32(j.ep, Y, TM, j.N);
           } else {
             _tile_stored(0, cbuf, NR * 4);
             _tile_stored(1, cbuf + 16, NR * 4);
             _tile_stored(2, cbuf + 16 * NR, NR * 4);
             _tile_stored(3, cbuf + 16 * NR + 16, NR * 4);
-            if (last && j.ep) epilogue(j.ep, cbuf, rows, NR);
+            if (last && j.ep) gemmGeluEpilogue32(j.ep, cbuf, rows, NR);
             for (int r = 0; r < rows; ++r)
               for (int c = 0; c < cols; ++c) Y[static_cast<size_t>(r) * j.N + c] = cbuf[r * NR + c];
           }
@@ -185,32 +161,11 @@ size_t amx_pack_slack() { return static_cast<size_t>(16) * NR; }
 void gemm_bf16_amx(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                    ThreadPool* pool) {
   if (M <= 0 || w.N <= 0) return;
-  Job j;
-  j.x = x;
-  j.M = M;
-  j.N = w.N;
-  j.K = w.K;
-  j.KP = (w.K + 1) / 2;
-  j.packed = reinterpret_cast<const uint32_t*>(w.pdata);
-  j.bias = bias;
-  j.y = y;
-  j.ep = ep;
-  j.panels = (w.N + NR - 1) / NR;
-  const int mblocks = (M + MC - 1) / MC;
-  j.mc = imin(MC, ((M + mblocks - 1) / mblocks + TM - 1) / TM * TM);
-  const int threads = poolThreads(pool);
-  // (≥ 4 tasks per thread where the panels allow: threads that get less CPU than others — a busy machine —
-  // leave their share to the pool's dynamic hand-out)
-  const int min_groups = imin(j.panels, imax((j.panels + 7) / 8, (4 * threads + mblocks - 1) / mblocks));
-  int groups = 0;
-  for (int g = min_groups; g <= imin(j.panels, 4 * min_groups) && !groups; ++g)
-    if (j.panels % g == 0 && (static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
-  for (int g = min_groups; g <= imin(j.panels, 4 * min_groups) && !groups; ++g)
-    if ((static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
-  if (!groups) groups = imin(j.panels, imax(min_groups, (2 * threads + mblocks - 1) / mblocks));
-  j.pg = (j.panels + groups - 1) / groups;
-  j.n_pg = (j.panels + j.pg - 1) / j.pg;
-  parallelRun(pool, static_cast<int64_t>(mblocks) * j.n_pg, 1, task, &j);
+  GemmBf16Job j;
+  gemmBf16Operands(j, x, w, bias, y, ep);
+  j.s = gemmSplit(M, w.N, NR, gemmRows(M, MC, TM));
+  gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, j.s.mblocks, poolThreads(pool)));
+  parallelRun(pool, j.s.tasks(), 1, task, &j);
 }
 
 }  // namespace cpu

@@ -3,7 +3,8 @@
 // 32 output columns holding k-pairs: panel p, pair kp holds (W[32p + j][2kp], W[32p + j][2kp + 1]) in dword j
 // (zero-padded past N and past an odd K), so one vdpbf16ps does 32 multiply-adds per lane pair. Activations are
 // rounded to bf16 per (row block, K block) into a stack buffer, once per task. Blocking and the work split
-// follow gemm_avx512.cpp (12 × 32 tile, KC = 256, balanced row tiles); GELU epilogue as there.
+// follow gemm_avx512.cpp (12 × 32 tile, KC = 256, balanced row tiles); the split, the task coordinates and the
+// GELU epilogue come from gemm_driver.h.
 // Only used where the CPU has AVX512_BF16 (bf16_supported_avx512()); gemm_bf16_raw_ref in ref.cpp is its
 // reference. Where AMX-BF16 is usable, run() hands the work to gemm_bf16_amx (gemm_bf16_amx_avx512.cpp).
 #include "ops.h"
@@ -29,11 +30,7 @@ namespace {
 constexpr int KC = 256;  // floats of K per block (KC / 2 pairs)
 constexpr int MC = 192;  // most rows in a row block
 
-inline uint32_t bf16Bits(float f) {  // round to nearest even (inputs are finite)
-  uint32_t u;
-  __builtin_memcpy(&u, &f, 4);
-  return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-}
+#include "gemm_driver.h"
 
 template <int R>
 KST_BF16_TARGET void kernel(const uint32_t* A, int lda, const uint32_t* B, int KP, const float* bias, bool acc,
@@ -105,41 +102,15 @@ KST_BF16_TARGET void convertBlock(const float* x, int ldx, int rows, int kc, uin
   }
 }
 
-KST_BF16_TARGET void epilogue(int ep, float* C, int rows, int ld) {
-  for (int r = 0; r < rows; ++r) {
-    float* c = C + static_cast<size_t>(r) * ld;
-    for (int h = 0; h < 32; h += 16) {
-      const __m512 v = _mm512_loadu_ps(c + h);
-      _mm512_storeu_ps(c + h, ep == 1 ? gelu_erf16(v) : gelu_tanh16(v));
-    }
-  }
-}
-
-struct Job {
-  const float* x;
-  int M, N, K, KP;
-  const uint32_t* packed;
-  const float* bias;
-  float* y;
-  int mc, panels, full_panels, pg, n_pg;
-  int ep;
-};
-
-inline int tileRows(int rows) {
-  const int nt = (rows + MR - 1) / MR;
-  return (rows + nt - 1) / nt;
-}
-
 KST_BF16_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
-  const Job& j = *static_cast<const Job*>(ctx);
+  const GemmBf16Job& j = *static_cast<const GemmBf16Job*>(ctx);
   alignas(64) float bias[NR];
   alignas(64) float tile[MR * NR];
   alignas(64) uint32_t abuf[MC * (KC / 2)];  // this task's row block, one K block, as bf16 pairs
   for (int64_t t = begin; t < end; ++t) {
-    const int mb = static_cast<int>(t / j.n_pg), gb = static_cast<int>(t % j.n_pg);
-    const int m0 = mb * j.mc, m1 = imin(j.M, m0 + j.mc);
-    const int p0 = gb * j.pg, p1 = imin(j.panels, p0 + j.pg);
-    const int tr = tileRows(m1 - m0);
+    const GemmBlock b = gemmBlock(j.s, t);
+    const int m0 = b.m0, m1 = b.m1, p0 = b.p0, p1 = b.p1;
+    const int tr = gemmTileRows(m1 - m0, MR);
     for (int k0 = 0; k0 < j.K; k0 += KC) {
       const int kc = imin(KC, j.K - k0), kpc = (kc + 1) / 2, kp0 = k0 / 2;
       const bool first = k0 == 0, last = k0 + kc >= j.K;
@@ -162,13 +133,13 @@ KST_BF16_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
           if (full) {
             float* C = j.y + static_cast<size_t>(m) * j.N + n0;
             runKernel(rows, A, KC / 2, B, kpc, bp, !first, C, j.N);
-            if (last && j.ep) epilogue(j.ep, C, rows, j.N);
+            if (last && j.ep) gemmGeluEpilogue32(j.ep, C, rows, j.N);
           } else {  // partial panel: accumulate through the stack tile
             if (!first)
               for (int r = 0; r < rows; ++r)
                 for (int c = 0; c < cols; ++c) tile[r * NR + c] = j.y[static_cast<size_t>(m + r) * j.N + n0 + c];
             runKernel(rows, A, KC / 2, B, kpc, bp, !first, tile, NR);
-            if (last && j.ep) epilogue(j.ep, tile, rows, NR);
+            if (last && j.ep) gemmGeluEpilogue32(j.ep, tile, rows, NR);
             for (int r = 0; r < rows; ++r)
               for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
           }
@@ -180,34 +151,11 @@ KST_BF16_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
 
 void run(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool) {
   if (M <= 0 || w.N <= 0) return;
-  Job j;
-  j.x = x;
-  j.M = M;
-  j.N = w.N;
-  j.K = w.K;
-  j.KP = (w.K + 1) / 2;
-  j.packed = reinterpret_cast<const uint32_t*>(w.pdata);
-  j.bias = bias;
-  j.y = y;
-  j.ep = ep;
-  j.panels = (w.N + NR - 1) / NR;
-  j.full_panels = w.N / NR;
-  const int mblocks = (M + MC - 1) / MC;
-  j.mc = ((M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
-  if (j.mc > MC) j.mc = MC;
-  const int threads = poolThreads(pool);
-  // (≥ 4 tasks per thread where the panels allow: threads that get less CPU than others — a busy machine —
-  // leave their share to the pool's dynamic hand-out)
-  const int min_groups = imin(j.panels, imax((j.panels + 7) / 8, (4 * threads + mblocks - 1) / mblocks));
-  int groups = 0;
-  for (int g = min_groups; g <= imin(j.panels, 4 * min_groups) && !groups; ++g)
-    if (j.panels % g == 0 && (static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
-  for (int g = min_groups; g <= imin(j.panels, 4 * min_groups) && !groups; ++g)
-    if ((static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
-  if (!groups) groups = imin(j.panels, imax(min_groups, (2 * threads + mblocks - 1) / mblocks));
-  j.pg = (j.panels + groups - 1) / groups;
-  j.n_pg = (j.panels + j.pg - 1) / j.pg;
-  parallelRun(pool, static_cast<int64_t>(mblocks) * j.n_pg, 1, task, &j);
+  GemmBf16Job j;
+  gemmBf16Operands(j, x, w, bias, y, ep);
+  j.s = gemmSplit(M, w.N, NR, gemmRows(M, MC, MR));
+  gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, j.s.mblocks, poolThreads(pool)));
+  parallelRun(pool, j.s.tasks(), 1, task, &j);
 }
 
 }  // namespace

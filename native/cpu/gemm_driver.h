@@ -1,0 +1,234 @@
+// The GEMM driver shared by gemm_avx2.cpp, gemm_avx512.cpp, gemm_bf16_avx512.cpp and gemm_bf16_amx_avx512.cpp:
+// row-block sizing, the (row block, panel group) work split over the thread pool, the task → block coordinates,
+// weight packing into k-major panels, and the fp32 blocked driver (K blocks, row tiles, partial last panel,
+// GELU epilogue) as a template over the micro-kernel.
+//
+// Include this file ONLY inside an anonymous namespace in kst::cpu, after simd.h:
+//
+//   namespace kst { namespace cpu { namespace {
+//   #include "gemm_driver.h"
+//   ... } } }
+//
+// Everything here then has internal linkage, so each ISA file gets its own copy compiled with its own flags.
+// Included at namespace scope instead, these inline functions and templates would be COMDAT-merged by the linker
+// across translation units and the AVX-512 copy could end up on the AVX2 path (see ops.h). That is why there is
+// no #include and no include guard here: the file is meant to be textually pasted into one anonymous namespace
+// per translation unit. It relies on imin / imax from simd.h and on <cstdint> / <cstddef> (via ops.h).
+
+// Row blocks of at most `mc_max` rows, balanced so the last is not tiny; the block height is rounded up to a
+// multiple of `round` (the row tile) and capped at mc_max.
+struct GemmRows {
+  int mblocks, mc;
+};
+inline GemmRows gemmRows(int M, int mc_max, int round) {
+  GemmRows r;
+  r.mblocks = (M + mc_max - 1) / mc_max;
+  r.mc = imin(mc_max, ((M + r.mblocks - 1) / r.mblocks + round - 1) / round * round);
+  return r;
+}
+
+// Panels per group for the AVX-512 / bf16 / AMX drivers: groups of at most 8 panels (a KC × 8 panel slice of W
+// stays in L2 while the row tiles pass), at least enough groups that every thread has work; prefer a group count
+// that divides the panels evenly and makes the task count a multiple of the thread count.
+// (≥ 4 tasks per thread where the panels allow: threads that get less CPU than others — a busy machine —
+// leave their share to the pool's dynamic hand-out)
+inline int gemmPanelsPerGroupBalanced(int panels, int mblocks, int threads) {
+  const int min_groups = imin(panels, imax((panels + 7) / 8, (4 * threads + mblocks - 1) / mblocks));
+  int groups = 0;
+  for (int g = min_groups; g <= imin(panels, 4 * min_groups) && !groups; ++g)
+    if (panels % g == 0 && (static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
+  for (int g = min_groups; g <= imin(panels, 4 * min_groups) && !groups; ++g)
+    if ((static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
+  if (!groups) groups = imin(panels, imax(min_groups, (2 * threads + mblocks - 1) / mblocks));
+  return (panels + groups - 1) / groups;
+}
+
+// Panels per group for the AVX2 driver: at most 8, enough groups that every thread gets work even for a single
+// row block.
+inline int gemmPanelsPerGroupSimple(int panels, int mblocks, int threads) {
+  const int want_groups = imax(1, (2 * threads + mblocks - 1) / mblocks);
+  return imax(1, imin(8, (panels + want_groups - 1) / want_groups));
+}
+
+// The split of one GEMM into (row block, panel group) tasks, task t = mb · n_pg + gb.
+struct GemmSplit {
+  int M, mc, mblocks, panels, full_panels, pg, n_pg;
+  int64_t tasks() const { return static_cast<int64_t>(mblocks) * n_pg; }
+};
+// pg (panels per group) is set afterwards with gemmSetGroups.
+inline GemmSplit gemmSplit(int M, int N, int nr, GemmRows rows) {
+  GemmSplit s;
+  s.M = M;
+  s.mc = rows.mc;
+  s.mblocks = rows.mblocks;
+  s.panels = (N + nr - 1) / nr;
+  s.full_panels = N / nr;
+  s.pg = 1;
+  s.n_pg = s.panels;
+  return s;
+}
+inline void gemmSetGroups(GemmSplit& s, int pg) {
+  s.pg = pg;
+  s.n_pg = (s.panels + pg - 1) / pg;
+}
+
+// Rows [m0, m1) and panels [p0, p1) of task t.
+struct GemmBlock {
+  int m0, m1, p0, p1;
+};
+inline GemmBlock gemmBlock(const GemmSplit& s, int64_t t) {
+  GemmBlock b;
+  const int mb = static_cast<int>(t / s.n_pg), gb = static_cast<int>(t % s.n_pg);
+  b.m0 = mb * s.mc;
+  b.m1 = imin(s.M, b.m0 + s.mc);
+  b.p0 = gb * s.pg;
+  b.p1 = imin(s.panels, b.p0 + s.pg);
+  return b;
+}
+
+// Rows per tile for a block of `rows` rows: as even as possible, at most mr (16 rows, mr 12 → 8 + 8, not 12 + 4).
+inline int gemmTileRows(int rows, int mr) {
+  const int nt = (rows + mr - 1) / mr;
+  return (rows + nt - 1) / nt;
+}
+
+// fp32 W [N][K] → panels of NR output columns, k-major: panel p holds W[NR·p + j][k] at [p][k][j] (zero-padded
+// past N), plus NR floats of slack.
+template <int NR>
+void gemmPackPanels(PackedWeight& w) {
+  const int N = w.N, K = w.K, panels = (N + NR - 1) / NR;
+  float* dst = packedAlloc(w, static_cast<size_t>(panels) * K * NR + NR);
+  for (int p = 0; p < panels; ++p)
+    for (int k = 0; k < K; ++k)
+      for (int c = 0; c < NR; ++c) {
+        const int n = p * NR + c;
+        dst[(static_cast<size_t>(p) * K + k) * NR + c] = n < N ? w.raw[static_cast<size_t>(n) * K + k] : 0.f;
+      }
+  w.nr = NR;
+}
+
+// Round to nearest even (inputs are finite).
+inline uint32_t bf16Bits(float f) {
+  uint32_t u;
+  __builtin_memcpy(&u, &f, 4);
+  return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+}
+
+#ifdef __AVX512F__
+// The GELU epilogue of the AVX-512 drivers (fp32, bf16, AMX): in place over `rows` rows of 32 floats (row stride
+// ld) just written, y = gelu(y), ep 1 the erf form, 2 the tanh form. Only the *_avx512.cpp files see it.
+inline void gemmGeluEpilogue32(int ep, float* C, int rows, int ld) {
+  for (int r = 0; r < rows; ++r) {
+    float* c = C + static_cast<size_t>(r) * ld;
+    for (int h = 0; h < 32; h += 16) {
+      const __m512 v = _mm512_loadu_ps(c + h);
+      _mm512_storeu_ps(c + h, ep == 1 ? gelu_erf16(v) : gelu_tanh16(v));
+    }
+  }
+}
+#endif
+
+// ---- The bf16 drivers (gemm_bf16_avx512.cpp, gemm_bf16_amx_avx512.cpp) --------------------------------------
+// One GEMM on bf16-packed weights (pairs of bf16 along K in 32-bit words, KP = ceil(K / 2) pairs per column).
+struct GemmBf16Job {
+  GemmSplit s;
+  const float* x;
+  int N, K, KP;
+  const uint32_t* packed;
+  const float* bias;
+  float* y;
+  int ep;
+};
+inline void gemmBf16Operands(GemmBf16Job& j, const float* x, const PackedWeight& w, const float* bias, float* y,
+                             int ep) {
+  j.x = x;
+  j.N = w.N;
+  j.K = w.K;
+  j.KP = (w.K + 1) / 2;
+  j.packed = reinterpret_cast<const uint32_t*>(w.pdata);
+  j.bias = bias;
+  j.y = y;
+  j.ep = ep;
+}
+
+// ---- The fp32 blocked driver ---------------------------------------------------------------------------------
+// One GEMM: the split, the operands, the epilogue (0 none, 1 GELU erf, 2 GELU tanh) and the K block.
+struct GemmF32Job {
+  GemmSplit s;
+  const float* x;
+  int N, K;
+  const float* packed;
+  const float* bias;
+  float* y;
+  int ep;
+  int kc;
+};
+
+// Kernel: C[rows][NR] = (acc ? C : bias) + A[rows][0:K] · B[0:K][NR]
+using GemmF32Kernel = void (*)(int rows, const float* A, int lda, const float* B, int K, const float* bias, bool acc,
+                               float* C, int ldc);
+// Epilogue: in place over `rows` rows of NR floats (row stride ld): y = gelu(y) (ep 1 erf, 2 tanh).
+using GemmF32Epilogue = void (*)(int ep, float* C, int rows, int ld);
+
+// K in blocks of j.kc so a panel's kc × NR slice stays in L1 while every row tile of the row block streams past
+// it; the first K block starts from the bias, later ones accumulate into y; the epilogue runs on each finished
+// tile after the last K block. Row tiles: MR rows at a time, or balanced (gemmTileRows) where kBalancedTiles.
+// A last partial panel runs over the whole K into a stack tile and copies the valid columns out.
+template <int NR, int MR, bool kBalancedTiles, GemmF32Kernel runKernel, GemmF32Epilogue epilogue>
+void gemmF32Task(void* ctx, int64_t begin, int64_t end, int) {
+  const GemmF32Job& j = *static_cast<const GemmF32Job*>(ctx);
+  alignas(64) float bias[NR];
+  alignas(64) float tile[MR * NR];
+  for (int64_t t = begin; t < end; ++t) {
+    const GemmBlock b = gemmBlock(j.s, t);
+    const int m0 = b.m0, m1 = b.m1, p0 = b.p0, p1 = b.p1;
+    const int pf = imin(p1, j.s.full_panels);  // full panels of this group: [p0, pf)
+    const int tr = kBalancedTiles ? gemmTileRows(m1 - m0, MR) : MR;
+    for (int k0 = 0; k0 < j.K; k0 += j.kc) {
+      const int kc = imin(j.kc, j.K - k0);
+      const bool last = k0 + kc >= j.K;
+      for (int p = p0; p < pf; ++p) {
+        const float* B = j.packed + (static_cast<size_t>(p) * j.K + k0) * NR;
+        const int n0 = p * NR;
+        const float* bp = bias;
+        if (k0 == 0) {
+          if (j.bias) {
+            bp = j.bias + n0;
+          } else {
+            for (int c = 0; c < NR; ++c) bias[c] = 0.f;
+          }
+        }
+        for (int m = m0; m < m1; m += tr) {
+          const int rows = imin(tr, m1 - m);
+          float* C = j.y + static_cast<size_t>(m) * j.N + n0;
+          runKernel(rows, j.x + static_cast<size_t>(m) * j.K + k0, j.K, B, kc, bp, k0 > 0, C, j.N);
+          if (last && j.ep) epilogue(j.ep, C, rows, j.N);
+        }
+      }
+    }
+    for (int p = pf; p < p1; ++p) {  // the last, partial panel
+      const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
+      const int n0 = p * NR, cols = j.N - n0;
+      for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
+      for (int m = m0; m < m1; m += tr) {
+        const int rows = imin(tr, m1 - m);
+        runKernel(rows, j.x + static_cast<size_t>(m) * j.K, j.K, B, j.K, bias, false, tile, NR);
+        if (j.ep) epilogue(j.ep, tile, rows, NR);
+        for (int r = 0; r < rows; ++r)
+          for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
+      }
+    }
+  }
+}
+
+// Fills the job's operands (split and kc are the caller's).
+inline void gemmF32Operands(GemmF32Job& j, const float* x, const PackedWeight& w, const float* bias, float* y,
+                            int ep) {
+  j.x = x;
+  j.N = w.N;
+  j.K = w.K;
+  j.packed = w.pdata;
+  j.bias = bias;
+  j.y = y;
+  j.ep = ep;
+}
