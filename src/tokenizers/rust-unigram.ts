@@ -1,3 +1,5 @@
+import { codePointsWithOffsets, TrieNode } from './unigram';
+
 /**
  * Unigram segmentation as the Rust `tokenizers` crate does it (models/unigram/model.rs `encode_optimized`,
  * `tokenize`), which differs from SentencePiece's (unigram.ts) and from @huggingface/tokenizers':
@@ -9,13 +11,8 @@
  *  - consecutive unknown pieces are fused (fuse_unk); each resulting string maps to its id through the vocab
  *    (for a duplicated string, the last id, as the crate's HashMap insert does), else to unk_id.
  * byte_fallback is not supported (refused at load).
+ * Trie ids here are vocab ids (for a duplicated piece string, the last one).
  */
-interface TrieNode {
-  next: Map<number, TrieNode>;
-  /** vocab id of the piece ending here (the last one with this string), or -1 */
-  id: number;
-}
-
 export class RustUnigram {
   private readonly root: TrieNode = { next: new Map(), id: -1 };
   private readonly scores: Float64Array;
@@ -53,15 +50,7 @@ export class RustUnigram {
 
   /** Pieces of one pre-tokenized word. */
   encodePieces(text: string): string[] {
-    const cps: number[] = [];
-    const offs: number[] = [];
-    for (let i = 0; i < text.length; ) {
-      const cp = text.codePointAt(i)!;
-      cps.push(cp);
-      offs.push(i);
-      i += cp > 0xffff ? 2 : 1;
-    }
-    offs.push(text.length);
+    const { cps, offs } = codePointsWithOffsets(text);
     const n = cps.length;
     if (n === 0) return [];
     const best = new Float64Array(n + 1);

@@ -28,10 +28,25 @@ import { ModelFormatError, PieceType, SpModelProto } from './protobuf';
 /** sentencepiece unigram_model.h: kUnkPenalty. */
 const UNK_PENALTY = 10.0;
 
-interface TrieNode {
+/** A code-point trie over the pieces (shared with rust-unigram.ts). */
+export interface TrieNode {
   next: Map<number, TrieNode>;
-  /** index into the model's pieces, or -1 */
+  /** id of the piece ending here, or -1 */
   id: number;
+}
+
+/** The code points of a string and the UTF-16 offset of each, plus the end offset (lattice positions). */
+export function codePointsWithOffsets(text: string): { cps: number[]; offs: number[] } {
+  const cps: number[] = [];
+  const offs: number[] = [];
+  for (let i = 0; i < text.length; ) {
+    const cp = text.codePointAt(i)!;
+    cps.push(cp);
+    offs.push(i);
+    i += cp > 0xffff ? 2 : 1;
+  }
+  offs.push(text.length);
+  return { cps, offs };
 }
 
 export interface UnigramPiece {
@@ -94,15 +109,7 @@ export class SentencePieceUnigram {
 
   /** Segment an already normalised string (e.g. "▁한국어"). Pieces are substrings of the input. */
   encode(normalized: string): UnigramPiece[] {
-    const cps: number[] = [];
-    const offs: number[] = []; // UTF-16 offset of each code point, plus the end
-    for (let i = 0; i < normalized.length; ) {
-      const cp = normalized.codePointAt(i)!;
-      cps.push(cp);
-      offs.push(i);
-      i += cp > 0xffff ? 2 : 1;
-    }
-    offs.push(normalized.length);
+    const { cps, offs } = codePointsWithOffsets(normalized);
     const n = cps.length;
     if (n === 0) return [];
     const best = new Float32Array(n + 1);
