@@ -175,6 +175,131 @@ static void testGemmBf16(int M, int N, int K, ThreadPool* pool, bool gelu, int e
          fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
 }
 
+// ---------------------------------------------------------------- int8 GEMM (AVX512-VNNI, AMX-INT8, AVX-VNNI)
+// Reference: gemm_int8_raw_ref (x per row to u8 with a zero point, W per channel to s8, exact int32 sums, then
+// fma(float(acc), sx·sw, b)). Every engine computes the same int32 sums and the same epilogue operations, so
+// without GELU the outputs must be BITWISE equal to the reference (any wrong integer sum shows: |acc| < 2^24 here and
+// the scale step sx·sw is far above an ulp of the bias). With GELU: gelu_ref of the reference, GELU bound.
+// Separately the quantised result is checked against the fp32 GEMM with the quantisation error bound
+// |y8 − y32| <= sx·Σ|w| + sw/2·Σ(|x| + sx) + 1e-5·(Σ|x w| + |b|) + 1e-6 (x off by at most one step sx, W by sw/2).
+namespace kst {
+namespace cpu {  // the int8 engines behind ops.gemm for int8-packed weights (gemm_int8_*.cpp)
+bool amx_int8_ready();
+Int8Acts quantize_int8_avx512(const float* x, int M, int K, int kq, AlignedBuffer& buf, ThreadPool* pool);
+void gemm_int8_vnni(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                    ThreadPool* pool);
+void gemm_int8_amx(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                   ThreadPool* pool);
+}  // namespace cpu
+}  // namespace kst
+
+// The activation quantiser against quantize_row_u8_ref: bytes, scales and zero points equal, padding zero.
+static void testQuantInt8(int M, int K, ThreadPool* pool) {
+  auto x = rnd(size_t(M) * K, -3.f, 2.f);
+  if (M > 1) std::fill(x.begin() + K, x.begin() + 2 * K, 0.f);                   // an all-zero row
+  if (M > 2) for (int k = 0; k < K; ++k) x[size_t(2) * K + k] = std::fabs(x[size_t(2) * K + k]);  // all >= 0
+  if (M > 3) for (int k = 0; k < K; ++k) x[size_t(3) * K + k] = -std::fabs(x[size_t(3) * K + k]) - 1e-3f;  // all < 0
+  const int kq = ((K + 3) / 4 + 15) & ~15, lda = 4 * kq, Mp = (M + 31) & ~31;
+  AlignedBuffer buf;
+  const Int8Acts a = quantize_int8_avx512(x.data(), M, K, kq, buf, pool);
+  bool ok = a.lda == lda;
+  int bad = 0;
+  std::vector<uint8_t> q(K);
+  for (int m = 0; m < M && ok; ++m) {
+    float sc;
+    int32_t zp;
+    quantize_row_u8_ref(x.data() + size_t(m) * K, K, q.data(), &sc, &zp);
+    if (std::memcmp(&sc, a.scale + m, 4) != 0 || zp != a.zp[m]) ++bad;
+    for (int k = 0; k < lda; ++k)
+      if (a.q[size_t(m) * lda + k] != (k < K ? q[k] : 0)) ++bad;
+  }
+  for (int m = M; m < Mp; ++m)
+    for (int k = 0; k < lda; ++k)
+      if (a.q[size_t(m) * lda + k] != 0) ++bad;
+  report(ok && bad == 0, fmt("quantize_int8_avx512 M=%d K=%d threads=%d", M, K, poolSize(pool)),
+         fmt("%d mismatches", bad));
+}
+
+// engine: 0 = ops.gemm / ops.gemm_gelu of `isa` (whichever engine the CPU selects), 1 = AVX512-VNNI, 2 = AMX.
+static void testGemmInt8(Isa isa, int M, int N, int K, ThreadPool* pool, int ep, bool bias, int engine = 0) {
+  const Ops& ops = opsFor(isa);
+  auto x = rnd(size_t(M) * K, -2.f, 3.f), W = rnd(size_t(N) * K, -0.2f, 0.2f), b = rnd(N);
+  if (N > 3)
+    for (int k = 0; k < K; ++k) W[size_t(3) * K + k] = 0.f;  // an all-zero channel: scale 0
+  const float* bp = bias ? b.data() : nullptr;
+  std::vector<float> ref(size_t(M) * N), y32(size_t(M) * N), got(size_t(M) * N, NAN);
+  std::vector<int32_t> acc(size_t(M) * N);
+  gemm_int8_raw_ref(x.data(), M, N, K, W.data(), bp, ref.data(), acc.data());
+  gemm_raw_ref(x.data(), M, N, K, W.data(), bp, y32.data());
+  std::vector<float> z = ref;
+  const Activation act = ep == 2 ? Activation::GeluNew : Activation::Gelu;
+  if (ep) gelu_ref(ref.data(), ref.size(), act, nullptr);
+  PackedWeight pw;
+  pw.raw = W.data();
+  pw.N = N;
+  pw.K = K;
+  ops.pack_int8(pw);
+  AlignedBuffer scratch;
+  pw.act_scratch = &scratch;
+  if (engine == 0) {
+    if (ep)
+      ops.gemm_gelu(x.data(), M, pw, bp, got.data(), act, pool);
+    else
+      ops.gemm(x.data(), M, pw, bp, got.data(), pool);
+  } else {
+    const Int8Acts a = quantize_int8_avx512(x.data(), M, K, pw.kq, scratch, pool);
+    if (engine == 1) gemm_int8_vnni(a, M, pw, bp, got.data(), ep, pool);
+    else gemm_int8_amx(a, M, pw, bp, got.data(), ep, pool);
+  }
+  bool ok = pw.int8;
+  int64_t mismatches = 0;
+  double worst = 0, maxd = 0, worst8 = 0, se = 0, sy = 0;
+  int32_t amax = 0;
+  for (int m = 0; m < M; ++m) {
+    float sx;
+    int32_t zp;
+    std::vector<uint8_t> qrow(K);
+    quantize_row_u8_ref(x.data() + size_t(m) * K, K, qrow.data(), &sx, &zp);
+    double sumx = 0;
+    for (int k = 0; k < K; ++k) sumx += std::fabs(x[size_t(m) * K + k]);
+    for (int n = 0; n < N; ++n) {
+      const size_t i = size_t(m) * N + n;
+      amax = std::max(amax, std::abs(acc[i]));
+      if (!ep) {
+        if (std::memcmp(&got[i], &ref[i], 4) != 0) ++mismatches;
+      } else {
+        const double d = std::fabs(double(got[i]) - ref[i]);
+        const double tol = 2e-6 * std::fabs(ref[i]) + 2e-7 * std::fabs(z[i]) + 1e-7;
+        if (!(d <= tol)) ++mismatches;
+        worst = std::max(worst, d / tol);
+        maxd = std::max(maxd, d);
+      }
+      if (!ep) {  // the quantisation against fp32
+        double sumw = 0, sxw = bias ? std::fabs(b[n]) : 0, amaxw = 0;
+        for (int k = 0; k < K; ++k) {
+          sumw += std::fabs(W[size_t(n) * K + k]);
+          sxw += std::fabs(double(x[size_t(m) * K + k]) * W[size_t(n) * K + k]);
+          amaxw = std::max(amaxw, double(std::fabs(W[size_t(n) * K + k])));
+        }
+        const double sw = amaxw / 127;
+        const double tol8 = sx * sumw + 0.5 * sw * (sumx + sx * K) + 1e-5 * sxw + 1e-6;
+        const double d8 = std::fabs(double(got[i]) - y32[i]);
+        if (!(d8 <= tol8)) ok = false;
+        worst8 = std::max(worst8, d8 / tol8);
+        se += (double(got[i]) - y32[i]) * (double(got[i]) - y32[i]);
+        sy += double(y32[i]) * y32[i];
+      }
+    }
+  }
+  ok = ok && mismatches == 0 && amax < (1 << 24);
+  const char* en = engine == 1 ? "vnni" : engine == 2 ? "amx" : isaName(isa);
+  const char* epn = ep == 1 ? "_gelu" : ep == 2 ? "_gelu_tanh" : "";
+  report(ok, fmt("gemm%s_int8_%s M=%d N=%d K=%d threads=%d bias=%d", epn, en, M, N, K, poolSize(pool), bias),
+         ep ? fmt("%lld outside the GELU bound, max|d|=%.2e (%.2f of bound)", (long long)mismatches, maxd, worst)
+            : fmt("%lld not bitwise equal to the reference; vs fp32: %.2f of the quantisation bound, rel rms %.1e",
+                  (long long)mismatches, worst8, std::sqrt(se / std::max(sy, 1e-30))));
+}
+
 // ---------------------------------------------------------------- GELU
 // Bound: |y - ref| <= 2e-6·|ref| + 2e-7·|x| (the erf / tanh forms cancel near 1+f(x)=0 in the reference).
 static void testGelu(Isa isa, Activation act, size_t n, ThreadPool* pool) {
@@ -603,6 +728,48 @@ static void testBf16Model() {
   std::remove(tm.ws.path.c_str());
 }
 
+// ---------------------------------------------------------------- int8 precision on a whole model
+// precision 'int8' runs where the op table has an int8 kernel (AVX512-VNNI / AMX at the avx512 level, AVX-VNNI at
+// the avx2 level), else falls back to fp32 with a note; bound: per-row cosine to the fp32 model >= 0.999.
+static void testInt8Model() {
+  BertConfig c = tinyConfig(96, 4, 200, 3, Activation::Gelu);
+  TinyModel tm = makeTiny("int8", c);
+  Batch b = makeBatch(c, {5, 1, 40, 17, 2, 33}, true);
+  Options o32;
+  o32.precision = "fp32";
+  auto m32 = loadBert(c, tm.ws, o32);
+  auto r32 = runModel(*m32, b, 0, false, true);
+  for (const char* isa : {"avx512", "avx2", "scalar"}) {
+    Options o8;
+    o8.precision = "int8";
+    o8.isa = isa;
+    auto m8 = loadBert(c, tm.ws, o8);
+    const bool has = opsFor(m8->isa()).pack_int8 != nullptr;
+    const bool ok = std::string(m8->precision()) == (has ? "int8" : "fp32") && m8->precisionNote().empty() == has;
+    report(ok, fmt("precision int8 at isa %s: runs %s", isaName(m8->isa()), m8->precision()), m8->precisionNote());
+    if (!has) continue;
+    auto r8 = runModel(*m8, b, 0, false, true);
+    double mincos = 1;
+    for (size_t r = 0; r < r32.size() / c.hidden_size; ++r) {
+      double d = 0, na = 0, nb = 0;
+      for (int i = 0; i < c.hidden_size; ++i) {
+        const double x = r32[r * c.hidden_size + i], y = r8[r * c.hidden_size + i];
+        d += x * y;
+        na += x * x;
+        nb += y * y;
+      }
+      mincos = std::min(mincos, d / std::sqrt(na * nb));
+    }
+    report(mincos >= 0.999, fmt("model precision int8 (%s) vs fp32 token embeddings", isaName(m8->isa())),
+           fmt("min cos=%.6f", mincos));
+    // A second batch after a larger one reuses the grown activation scratch; same inputs, same outputs.
+    auto again = runModel(*m8, b, 0, false, true);
+    report(std::memcmp(again.data(), r8.data(), r8.size() * 4) == 0,
+           fmt("model precision int8 (%s) deterministic across calls", isaName(m8->isa())), "");
+  }
+  std::remove(tm.ws.path.c_str());
+}
+
 // ---------------------------------------------------------------- error cases
 static void expectError(const std::string& name, const std::string& needle, const std::function<void()>& fn) {
   try {
@@ -1025,8 +1192,45 @@ int main(int argc, char** argv) {
   } else {
     std::printf("skip bf16 GEMM tests (no AVX512_BF16)\n");
   }
+  for (Isa isa : simdIsas()) {
+    const Ops& ops = opsFor(isa);
+    if (!ops.pack_int8) {
+      std::printf("skip int8 GEMM tests at %s (no %s)\n", isaName(isa), isa == Isa::Avx512 ? "AVX512-VNNI" : "AVX-VNNI");
+      continue;
+    }
+    const int is[][3] = {{1, 1, 1},      {1, 7, 17},     {7, 33, 100},  {13, 100, 300}, {12, 32, 513},
+                         {16, 2304, 768}, {200, 45, 31}, {385, 96, 40}, {5, 769, 64},   {64, 768, 768},
+                         {33, 64, 512},  {100, 769, 257}, {3, 50, 3072}};
+    for (auto& g : is)
+      for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemmInt8(isa, g[0], g[1], g[2], p, 0, true);
+    testGemmInt8(isa, 19, 35, 300, &pool2, 0, false);
+    for (int ep : {1, 2}) {
+      testGemmInt8(isa, 37, 70, 50, &pool2, ep, true);
+      testGemmInt8(isa, 16, 3072, 64, &pool2, ep, true);
+      testGemmInt8(isa, 130, 100, 96, &pool2, ep, true);
+    }
+  }
+  if (detectIsa() >= Isa::Avx512 && opsFor(Isa::Avx512).pack_int8) {
+    for (int K : {1, 3, 4, 15, 16, 17, 63, 64, 65, 768, 3072})
+      for (int M : {1, 5, 33}) testQuantInt8(M, K, M == 33 ? &pool2 : nullptr);
+    testQuantInt8(300, 100, &pool2);
+    const int es[][3] = {{1, 1, 1},   {7, 33, 100},  {12, 32, 513},  {32, 32, 64},   {33, 64, 512}, {64, 96, 300},
+                         {100, 769, 257}, {200, 45, 31}, {385, 96, 40}, {64, 768, 768}, {31, 70, 3072}};
+    for (int engine : {1, 2}) {
+      if (engine == 2 && !amx_int8_ready()) {
+        std::printf("skip AMX int8 engine tests (no AMX-INT8 or no tile permission)\n");
+        continue;
+      }
+      for (auto& g : es)
+        for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemmInt8(Isa::Avx512, g[0], g[1], g[2], p, 0, true, engine);
+      testGemmInt8(Isa::Avx512, 19, 35, 300, &pool2, 0, false, engine);
+      testGemmInt8(Isa::Avx512, 37, 70, 50, &pool2, 1, true, engine);
+      testGemmInt8(Isa::Avx512, 70, 3072, 64, &pool2, 2, true, engine);
+    }
+  }
   testModels();
   testBf16Model();
+  testInt8Model();
   testErrors();
   std::printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;

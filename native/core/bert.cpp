@@ -51,7 +51,8 @@ class BertModel final : public Model {
   const BertConfig& config() const override { return cfg_; }
   Isa isa() const override { return isa_; }
   int threads() const override { return pool_->size(); }
-  const char* precision() const override { return bf16_ ? "bf16" : "fp32"; }
+  const char* precision() const override { return bf16_ ? "bf16" : int8_ ? "int8" : "fp32"; }
+  std::string precisionNote() const override { return precision_note_; }
   int outputDim(uint32_t pooling) const override;
   void encode(const EncodeRequest& req, float* out, size_t out_len) override;
 
@@ -67,12 +68,23 @@ class BertModel final : public Model {
   void dump(const std::string& name, const float* p, size_t rows, size_t cols);
   void linear(PackedWeight& w, const std::string& prefix, int N, int K, const float** bias);
   void releaseRaw(const std::string& name, const float* p, size_t bytes);
-  void packWeight(PackedWeight& w) { bf16_ ? ops_->pack_bf16(w) : ops_->pack(w); }
+  void packWeight(PackedWeight& w) {
+    if (bf16_) {
+      ops_->pack_bf16(w);
+    } else if (int8_) {
+      ops_->pack_int8(w);
+      w.act_scratch = &act8_;  // the quantised activations of every GEMM of this model (encode() is serialised)
+    } else {
+      ops_->pack(w);
+    }
+  }
 
   BertConfig cfg_;
   Isa isa_;
   const cpu::Ops* ops_;
   bool bf16_ = false;  // precision 'bf16' requested and the CPU has AVX512_BF16
+  bool int8_ = false;  // precision 'int8' requested and the CPU has AVX512-VNNI (or AVX-VNNI at the avx2 level)
+  std::string precision_note_;  // why the precision asked for is not the one that runs ('' when it is)
   std::unique_ptr<ThreadPool> pool_;
   WeightFile wf_;
   const float *word_, *pos_, *pos_start_, *type_, *emb_ln_g_, *emb_ln_b_;
@@ -83,6 +95,7 @@ class BertModel final : public Model {
   std::vector<float> x_, qkv_, ctx_, tmp_, inter_;
   std::vector<int64_t> offsets_;
   cpu::AlignedBuffer scratch_;
+  cpu::AlignedBuffer act8_;  // int8: quantised activations, grown by the GEMMs to the largest batch seen
   std::string dump_dir_;
   int dump_seq_ = 0;
 };
@@ -108,13 +121,23 @@ BertModel::BertModel(const BertConfig& cfg, const WeightsSource& ws, const Optio
   pool_.reset(new ThreadPool(opt.threads));
   {
     std::string prec = opt.precision;
+    const char* where = "Options.precision";
     if (prec.empty()) {
       const char* e = std::getenv("KST_PRECISION");
       prec = e && *e ? e : "fp32";
+      if (e && *e) where = "environment variable KST_PRECISION";
     }
-    if (prec != "fp32" && prec != "bf16")
-      throw Error("Options.precision: unknown precision '" + prec + "' (expected fp32 or bf16)");
-    bf16_ = prec == "bf16" && ops_->pack_bf16 != nullptr;  // otherwise fp32: a clean fallback
+    if (prec != "fp32" && prec != "bf16" && prec != "int8")
+      throw Error(std::string(where) + ": unknown precision '" + prec + "' (expected fp32, bf16 or int8)");
+    // Otherwise fp32: a clean fallback, reported by precision() and precisionNote().
+    bf16_ = prec == "bf16" && ops_->pack_bf16 != nullptr;
+    int8_ = prec == "int8" && ops_->pack_int8 != nullptr;
+    if (prec == "bf16" && !bf16_)
+      precision_note_ = std::string("precision 'bf16' needs AVX512-BF16 and the avx512 kernels (running ") +
+                        isaName(isa_) + "): running fp32";
+    if (prec == "int8" && !int8_)
+      precision_note_ = std::string("precision 'int8' needs AVX512-VNNI (avx512 kernels) or AVX-VNNI (avx2 kernels); "
+                                    "this CPU / instruction set (") + isaName(isa_) + ") has neither: running fp32";
   }
   const int H = cfg_.hidden_size, I = cfg_.intermediate_size;
   const bool distil = cfg_.model_type == ModelType::DistilBert;

@@ -30,6 +30,9 @@ void attention_avx512(const AttnArgs& a, float* scratch, ThreadPool* pool);
 // ---- AVX512-BF16 (native/cpu/gemm_bf16_avx512.cpp), only where bf16_supported_avx512()
 bool bf16_supported_avx512();
 void pack_bf16_avx512(PackedWeight& w);
+// ---- AVX512-VNNI / AMX-INT8 (native/cpu/gemm_int8_*avx512.cpp), only where int8_supported_avx512()
+bool int8_supported_avx512();
+void pack_int8_avx512(PackedWeight& w);
 
 void AlignedBuffer::resize(size_t n) {
   if (n <= n_) return;
@@ -107,6 +110,7 @@ const Ops& opsFor(Isa isa) {
     o.add_layernorm = add_layernorm_avx512;
     o.attention = attention_avx512;
     o.pack_bf16 = bf16_supported_avx512() ? pack_bf16_avx512 : nullptr;
+    o.pack_int8 = int8_supported_avx512() ? pack_int8_avx512 : nullptr;
     return o;
   }();
   switch (isa) {

@@ -90,6 +90,8 @@ void pack_avx512(PackedWeight& w) { gemmPackPanels<NR>(w); }
 void gemm_bf16_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
 void gemm_gelu_bf16_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y,
                            Activation act, ThreadPool* pool);
+void gemm_int8_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                      ThreadPool* pool);
 
 namespace {
 void run(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool) {
@@ -109,12 +111,14 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
 
 void gemm_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool) {
   if (w.bf16) return gemm_bf16_avx512(x, M, w, bias, y, pool);  // packed by pack_bf16 (precision 'bf16')
+  if (w.int8) return gemm_int8_avx512(x, M, w, bias, y, 0, pool);  // packed by pack_int8 (precision 'int8')
   run(x, M, w, bias, y, 0, pool);
 }
 
 void gemm_gelu_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
                       ThreadPool* pool) {
   if (w.bf16) return gemm_gelu_bf16_avx512(x, M, w, bias, y, act, pool);
+  if (w.int8) return gemm_int8_avx512(x, M, w, bias, y, act == Activation::Gelu ? 1 : 2, pool);
   run(x, M, w, bias, y, act == Activation::Gelu ? 1 : 2, pool);
 }
 

@@ -1,4 +1,5 @@
-// The GEMM driver shared by gemm_avx2.cpp, gemm_avx512.cpp, gemm_bf16_avx512.cpp and gemm_bf16_amx_avx512.cpp:
+// The GEMM driver shared by gemm_avx2.cpp, gemm_avx512.cpp, gemm_bf16_avx512.cpp, gemm_bf16_amx_avx512.cpp and the
+// int8 files (gemm_int8_avx512.cpp, gemm_int8_amx_avx512.cpp, gemm_int8_avx2.cpp):
 // row-block sizing, the (row block, panel group) work split over the thread pool, the task → block coordinates,
 // weight packing into k-major panels, and the fp32 blocked driver (K blocks, row tiles, partial last panel,
 // GELU epilogue) as a template over the micro-kernel.
@@ -126,6 +127,13 @@ inline void gemmGeluEpilogue32(int ep, float* C, int rows, int ld) {
     }
   }
 }
+
+// The int8 epilogue's dequantisation of 16 columns of one row (gemm_int8_raw_ref's formula, operation for operation):
+// y = fma(float(acc − zp · Σ_k w), sx · sw, b).
+inline __m512 gemmInt8Dequant16(__m512i acc, __m512i zp, __m512i wsum, __m512 sx, __m512 sw, __m512 b) {
+  const __m512i a = _mm512_sub_epi32(acc, _mm512_mullo_epi32(zp, wsum));
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sx, sw), b);
+}
 #endif
 
 // ---- The bf16 drivers (gemm_bf16_avx512.cpp, gemm_bf16_amx_avx512.cpp) --------------------------------------
@@ -146,6 +154,92 @@ inline void gemmBf16Operands(GemmBf16Job& j, const float* x, const PackedWeight&
   j.K = w.K;
   j.KP = (w.K + 1) / 2;
   j.packed = reinterpret_cast<const uint32_t*>(w.pdata);
+  j.bias = bias;
+  j.y = y;
+  j.ep = ep;
+}
+
+// ---- The int8 drivers (gemm_int8_avx512.cpp, gemm_int8_amx_avx512.cpp, gemm_int8_avx2.cpp) ------------------
+// fp32 W [N][K] → the int8 layout of PackedWeight (see ops.h): per output channel n, amax = max_k |W[n][k]|,
+// scale = amax / 127, q = clamp(rint(W · 127 / amax), −127, 127) (quantize_weight_s8_ref's math, term for term);
+// panel p, quad kq holds the bytes q[NR·p + j][4kq .. 4kq + 3] in dword j; KQ = ceil(K / 4) rounded up to 16
+// quads, zero-padded; then the scales and the column sums Σ_k q (both 0 past N).
+template <int NR>
+void gemmPackInt8(PackedWeight& w) {
+  const int N = w.N, K = w.K, panels = (N + NR - 1) / NR, KQ = ((K + 3) / 4 + 15) & ~15;
+  const size_t words = static_cast<size_t>(panels) * KQ * NR, cols = static_cast<size_t>(panels) * NR;
+  float* base = packedAlloc(w, words + 2 * cols);
+  uint8_t* bytes = reinterpret_cast<uint8_t*>(base);
+  __builtin_memset(bytes, 0, words * 4);
+  float* scale = base + words;
+  int32_t* sum = reinterpret_cast<int32_t*>(scale + cols);
+  for (size_t n = 0; n < cols; ++n) {
+    scale[n] = 0.f;
+    sum[n] = 0;
+    if (n >= static_cast<size_t>(N)) continue;
+    const float* row = w.raw + n * K;
+    float amax = 0.f;
+    for (int k = 0; k < K; ++k) {
+      const float a = __builtin_fabsf(row[k]);
+      amax = a > amax ? a : amax;
+    }
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    scale[n] = amax > 0.f ? amax / 127.f : 0.f;
+    const size_t p = n / NR, c = n % NR;
+    int32_t s = 0;
+    for (int k = 0; k < K; ++k) {
+      float r = __builtin_nearbyintf(row[k] * inv);
+      r = r > 127.f ? 127.f : (r < -127.f ? -127.f : r);
+      const int8_t q = static_cast<int8_t>(r);
+      s += q;
+      bytes[((p * KQ + k / 4) * NR + c) * 4 + k % 4] = static_cast<uint8_t>(q);
+    }
+    sum[n] = s;
+  }
+  w.nr = NR;
+  w.kq = KQ;
+  w.qscale = scale;
+  w.qsum = sum;
+  w.int8 = true;
+}
+
+// Bytes of scratch for the quantised activations of an M × K GEMM on a weight with kq quads: per-row scales and
+// zero points (Mp floats + Mp int32), then Mp rows of 4·kq bytes, Mp = M rounded up to 32.
+inline size_t gemmInt8ActFloats(int M, int kq) {
+  const size_t Mp = (static_cast<size_t>(M) + 31) & ~size_t(31);
+  return 2 * Mp + Mp * static_cast<size_t>(kq);  // 4·kq bytes per row = kq floats
+}
+inline Int8Acts gemmInt8ActLayout(float* base, int M, int kq) {
+  const size_t Mp = (static_cast<size_t>(M) + 31) & ~size_t(31);
+  Int8Acts a;
+  a.scale = base;
+  a.zp = reinterpret_cast<const int32_t*>(base + Mp);
+  a.q = reinterpret_cast<const uint8_t*>(base + 2 * Mp);
+  a.lda = 4 * kq;
+  return a;
+}
+
+// One int8 GEMM on quantised activations.
+struct GemmInt8Job {
+  GemmSplit s;
+  Int8Acts a;
+  int N, K, KQ;
+  const uint32_t* packed;
+  const float* wscale;
+  const int32_t* wsum;
+  const float* bias;
+  float* y;
+  int ep;
+};
+inline void gemmInt8Operands(GemmInt8Job& j, const Int8Acts& a, const PackedWeight& w, const float* bias, float* y,
+                             int ep) {
+  j.a = a;
+  j.N = w.N;
+  j.K = w.K;
+  j.KQ = w.kq;
+  j.packed = reinterpret_cast<const uint32_t*>(w.pdata);
+  j.wscale = w.qscale;
+  j.wsum = w.qsum;
   j.bias = bias;
   j.y = y;
   j.ep = ep;

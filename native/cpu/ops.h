@@ -46,8 +46,30 @@ struct PackedWeight {
   int N = 0, K = 0;
   int nr = 0;  // panel width of `packed`; 0 = not packed (the scalar path reads raw)
   bool bf16 = false;  // `packed` holds bf16 k-pairs (pack_bf16); the GEMM then runs the bf16 kernel
+  // int8 (pack_int8, precision 'int8'): `packed` holds the weight quantised per output channel (symmetric s8),
+  // panels of nr columns × kq k-quads (4 consecutive k of one column in one 32-bit word; kq = ceil(K / 4) rounded
+  // up to a multiple of 16, zero-padded), followed by nr·panels fp32 scales (qscale) and nr·panels int32 column
+  // sums Σ_k q[n][k] (qsum); both 0 past N. The GEMM then quantises x per row and runs an int8 kernel.
+  bool int8 = false;
+  int kq = 0;
+  const float* qscale = nullptr;
+  const int32_t* qsum = nullptr;
+  // int8: scratch for the quantised activations, owned by the model (one per model: encode() is serialised) and
+  // grown by the GEMM to the largest M seen; null = the GEMM allocates its own (op tests, benchmarks).
+  AlignedBuffer* act_scratch = nullptr;
   AlignedBuffer packed;
   float* pdata = nullptr;  // == packed.data() once packed
+};
+
+// The int8 path's activations: x[M][K] quantised per row (per token), asymmetric u8 with a zero point:
+// x[m][k] ≈ scale[m] · (q[m][k] − zp[m]). Rows are lda bytes (lda = 4 · kq of the weight, a multiple of 64; bytes
+// past K are 0) and there are M rounded up to a multiple of 32 rows (the extra rows are all 0), so AMX tiles of
+// 16 rows × 64 bytes never read outside the buffer.
+struct Int8Acts {
+  const uint8_t* q = nullptr;
+  const float* scale = nullptr;
+  const int32_t* zp = nullptr;
+  int lda = 0;
 };
 
 // ---- Helpers for the *_avx2.cpp / *_avx512.cpp files -------------------------------------------
@@ -88,6 +110,9 @@ struct Ops {
   // Builds a bf16 w.packed (precision 'bf16'); null where the CPU has no AVX512_BF16. gemm / gemm_gelu then
   // take the bf16 path for that weight.
   void (*pack_bf16)(PackedWeight& w) = nullptr;
+  // Builds an int8 w.packed (precision 'int8'); null where the CPU has no AVX512-VNNI (AVX-512 table) or
+  // AVX-VNNI (AVX2 table). gemm / gemm_gelu then take the int8 path for that weight.
+  void (*pack_int8)(PackedWeight& w) = nullptr;
   // y[M,N] = x[M,K] Wᵀ + bias (bias may be null). x row stride K, y row stride N.
   void (*gemm)(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
   // y = act(x Wᵀ + bias): GEMM with the activation applied in its epilogue (BertIntermediate).

@@ -38,6 +38,67 @@ void gemm_bf16_raw_ref(const float* x, int M, int N, int K, const float* W, cons
   gemm_raw_ref(xr.data(), M, N, K, wr.data(), bias, y);
 }
 
+void quantize_weight_s8_ref(const float* W, int N, int K, int8_t* q, float* scale) {
+  for (int n = 0; n < N; ++n) {
+    const float* w = W + static_cast<size_t>(n) * K;
+    float amax = 0.f;
+    for (int k = 0; k < K; ++k) amax = std::max(amax, std::fabs(w[k]));
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    scale[n] = amax > 0.f ? amax / 127.f : 0.f;
+    for (int k = 0; k < K; ++k) {
+      const float r = std::nearbyint(w[k] * inv);
+      q[static_cast<size_t>(n) * K + k] = static_cast<int8_t>(std::min(127.f, std::max(-127.f, r)));
+    }
+  }
+}
+
+void quantize_row_u8_ref(const float* x, int K, uint8_t* q, float* scale, int32_t* zp) {
+  float lo = 0.f, hi = 0.f;
+  for (int k = 0; k < K; ++k) {
+    lo = std::min(lo, x[k]);
+    hi = std::max(hi, x[k]);
+  }
+  const float range = hi - lo;
+  if (!(range > 0.f)) {
+    *scale = 0.f;
+    *zp = 0;
+    for (int k = 0; k < K; ++k) q[k] = 0;
+    return;
+  }
+  const float inv = 255.f / range;
+  *scale = range / 255.f;
+  const int32_t z = std::min(255, std::max(0, static_cast<int32_t>(std::nearbyint(-lo * inv))));
+  *zp = z;
+  for (int k = 0; k < K; ++k) {
+    const int32_t v = static_cast<int32_t>(std::nearbyint(x[k] * inv)) + z;
+    q[k] = static_cast<uint8_t>(std::min(255, std::max(0, v)));
+  }
+}
+
+void gemm_int8_raw_ref(const float* x, int M, int N, int K, const float* W, const float* bias, float* y,
+                       int32_t* acc) {
+  std::vector<int8_t> qw(static_cast<size_t>(N) * K);
+  std::vector<float> sw(N);
+  quantize_weight_s8_ref(W, N, K, qw.data(), sw.data());
+  std::vector<uint8_t> qx(static_cast<size_t>(K));
+  for (int m = 0; m < M; ++m) {
+    float sx;
+    int32_t zp;
+    quantize_row_u8_ref(x + static_cast<size_t>(m) * K, K, qx.data(), &sx, &zp);
+    for (int n = 0; n < N; ++n) {
+      const int8_t* w = qw.data() + static_cast<size_t>(n) * K;
+      int64_t dot = 0, wsum = 0;  // int64 here; the kernels' int32 cannot overflow: |acc| <= 255 · 127 · 2 · K
+      for (int k = 0; k < K; ++k) {
+        dot += static_cast<int64_t>(qx[k]) * w[k];
+        wsum += w[k];
+      }
+      const int32_t a = static_cast<int32_t>(dot - static_cast<int64_t>(zp) * wsum);
+      if (acc) acc[static_cast<size_t>(m) * N + n] = a;
+      y[static_cast<size_t>(m) * N + n] = std::fma(static_cast<float>(a), sx * sw[n], bias ? bias[n] : 0.f);
+    }
+  }
+}
+
 void gemm_ref(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool) {
   const int N = w.N, K = w.K;
   parallelFor(pool, M, 4, [&](int64_t b, int64_t e, int) {

@@ -21,6 +21,19 @@ void gemm_raw_ref(const float* x, int M, int N, int K, const float* W, const flo
 // Reference of the bf16 path: x and W rounded to bf16 (round to nearest even), products summed in fp32.
 void gemm_bf16_raw_ref(const float* x, int M, int N, int K, const float* W, const float* bias, float* y);
 float bf16Round(float f);
+// ---- The int8 path (precision 'int8'): the quantisation math every int8 kernel must reproduce exactly.
+// Weights, per output channel n (symmetric s8): amax = max_k |W[n][k]|, scale = amax / 127, q = clamp(rint(W · (127 /
+// amax)), −127, 127); a zero row has scale 0 and q 0.
+void quantize_weight_s8_ref(const float* W, int N, int K, int8_t* q, float* scale);
+// Activations, per row (asymmetric u8): lo = min(0, min x), hi = max(0, max x), scale = (hi − lo) / 255,
+// inv = 255 / (hi − lo), zp = rint(−lo · inv), q = clamp(rint(x · inv) + zp, 0, 255), so x ≈ scale · (q − zp);
+// an all-zero row has scale 0, zp 0, q 0. rint = round half to even.
+void quantize_row_u8_ref(const float* x, int K, uint8_t* q, float* scale, int32_t* zp);
+// The int8 GEMM: x quantised per row and W per channel as above, exact int32 sums
+// acc[m][n] = Σ_k qx[m][k] · qw[n][k] − zp[m] · Σ_k qw[n][k], then y = fma(float(acc), sx[m] · sw[n], b[n] or 0).
+// acc (optional, M × N) receives the int32 sums.
+void gemm_int8_raw_ref(const float* x, int M, int N, int K, const float* W, const float* bias, float* y,
+                       int32_t* acc = nullptr);
 // x = gelu(x): exact erf form 0.5·x·(1 + erf(x/√2)) or the tanh form (gelu_new).
 void gelu_ref(float* x, size_t n, Activation act, ThreadPool* pool);
 float gelu_scalar(float x, Activation act);

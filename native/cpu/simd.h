@@ -9,6 +9,7 @@
 // GCC 12 warns falsely about _mm512_undefined_* inside its own AVX-512 headers.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"  // same, for _mm512_cvtepi32_ps (the int8 epilogue)
 #endif
 
 #include <cstddef>

@@ -77,9 +77,12 @@ Isa parseIsa(const std::string& s);  // "auto" → detectIsa(); throws on unknow
 struct Options {
   int threads = 0;        // 0 = available cores
   std::string isa = "auto";
-  // Weights precision of the GEMMs: "fp32" (default) or "bf16" (weights rounded to bf16 and packed at load,
-  // activations rounded per block, fp32 accumulation; AVX512_BF16 only — elsewhere it falls back to fp32,
-  // see Model::precision()). Empty = $KST_PRECISION if set, else "fp32".
+  // Weights precision of the GEMMs: "fp32" (default), "bf16" (weights rounded to bf16 and packed at load,
+  // activations rounded per block, fp32 accumulation; AVX512_BF16 only) or "int8" (weights quantised per output
+  // channel to s8 at load, activations per token to u8 on every GEMM, exact int32 sums; AVX512-VNNI / AMX-INT8 at
+  // the avx512 level, AVX-VNNI at the avx2 level). Where the CPU lacks the instructions it falls back to fp32, see
+  // Model::precision() and precisionNote(). Embeddings, LayerNorm, attention and pooling stay fp32 in every
+  // precision. Empty = $KST_PRECISION if set, else "fp32".
   std::string precision;
 };
 
@@ -108,8 +111,10 @@ class Model {
   virtual const BertConfig& config() const = 0;
   virtual Isa isa() const = 0;
   virtual int threads() const = 0;
-  // Precision the GEMMs actually run in: "fp32" or "bf16".
+  // Precision the GEMMs actually run in: "fp32", "bf16" or "int8".
   virtual const char* precision() const { return "fp32"; }
+  // Why the precision asked for is not the one that runs (e.g. int8 on a CPU without VNNI); "" when it is.
+  virtual std::string precisionNote() const { return ""; }
   // Columns of one output row for a pooling mask (H × number of modes; H for token embeddings).
   virtual int outputDim(uint32_t pooling) const = 0;
   // Runs the forward pass. out must hold rows × outputDim floats, rows = B (pooled) or total_tokens.

@@ -224,7 +224,12 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
     const Napi::Value isa = opts.Get("isa");
     if (!isa.IsUndefined()) o.isa = requireString(env, isa, "options.isa");
     const Napi::Value precision = opts.Get("precision");
-    if (!precision.IsUndefined()) o.precision = requireString(env, precision, "options.precision");
+    if (!precision.IsUndefined()) {
+      o.precision = requireString(env, precision, "options.precision");
+      if (o.precision != "fp32" && o.precision != "bf16" && o.precision != "int8") {
+        rangeError(env, "options.precision must be 'fp32', 'bf16' or 'int8', got '" + o.precision + "'");
+      }
+    }
     // device: 'cpu' (default) | 'cuda' | 'cuda:N' | 'auto'. The CUDA library is opened only for the last three;
     // 'cuda' without a usable GPU throws with the reason, 'auto' falls back to the CPU and says why in info().
     std::string device = "cpu";
@@ -323,6 +328,8 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
     o.Set("isa", kst::isaName(model->isa()));
     o.Set("threads", model->threads());
     o.Set("precision", model->precision());
+    const std::string precision_note = model->precisionNote();
+    if (!precision_note.empty()) o.Set("precisionNote", precision_note);
     o.Set("vocab_size", c.vocab_size);
     o.Set("hidden_size", c.hidden_size);
     o.Set("num_hidden_layers", c.num_hidden_layers);
