@@ -46,7 +46,10 @@ export interface NativeModelOptions {
   threads?: number;
   /** 'auto' (default), 'scalar', 'avx2', 'avx512'; can only lower the ISA below what the CPU supports. */
   isa?: string;
-  /** CPU weight precision: 'fp32' (default) or 'bf16' (AVX512-BF16/AMX; falls back to fp32 without them). */
+  /**
+   * CPU weight precision: 'fp32' (default), 'bf16' (AVX512-BF16/AMX) or 'int8' (AVX512-VNNI/AMX-INT8, or AVX-VNNI at
+   * the avx2 level); falls back to fp32 without the instructions (info().precision / precisionNote say so).
+   */
   precision?: string;
   /** 'cpu' (default), 'cuda', 'cuda:N' or 'auto' (GPU when the CUDA library and a GPU are usable, else CPU). */
   device?: string;
@@ -68,8 +71,10 @@ export interface NativeModelInfo extends NativeBertConfig {
   path: string;
   isa: NativeIsa;
   threads: number;
-  /** The precision the CPU GEMMs actually run in ('bf16' only where the CPU has it). */
+  /** The precision the CPU GEMMs actually run in ('bf16' / 'int8' only where the CPU has the instructions). */
   precision: string;
+  /** Why the precision asked for is not the one that runs (e.g. 'int8' on a CPU without VNNI); absent when it is. */
+  precisionNote?: string;
   /** 'cpu' or 'cuda:N'. */
   device: string;
   /** The GPU's description ('' on the CPU). */

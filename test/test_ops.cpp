@@ -186,6 +186,7 @@ namespace kst {
 namespace cpu {  // the int8 engines behind ops.gemm for int8-packed weights (gemm_int8_*.cpp)
 bool amx_int8_ready();
 Int8Acts quantize_int8_avx512(const float* x, int M, int K, int kq, AlignedBuffer& buf, ThreadPool* pool);
+Int8Acts quantize_int8_avx2(const float* x, int M, int K, int kq, AlignedBuffer& buf, ThreadPool* pool);
 void gemm_int8_vnni(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                     ThreadPool* pool);
 void gemm_int8_amx(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,
@@ -194,14 +195,15 @@ void gemm_int8_amx(const Int8Acts& a, int M, const PackedWeight& w, const float*
 }  // namespace kst
 
 // The activation quantiser against quantize_row_u8_ref: bytes, scales and zero points equal, padding zero.
-static void testQuantInt8(int M, int K, ThreadPool* pool) {
+static void testQuantInt8(Isa isa, int M, int K, ThreadPool* pool) {
   auto x = rnd(size_t(M) * K, -3.f, 2.f);
   if (M > 1) std::fill(x.begin() + K, x.begin() + 2 * K, 0.f);                   // an all-zero row
   if (M > 2) for (int k = 0; k < K; ++k) x[size_t(2) * K + k] = std::fabs(x[size_t(2) * K + k]);  // all >= 0
   if (M > 3) for (int k = 0; k < K; ++k) x[size_t(3) * K + k] = -std::fabs(x[size_t(3) * K + k]) - 1e-3f;  // all < 0
   const int kq = ((K + 3) / 4 + 15) & ~15, lda = 4 * kq, Mp = (M + 31) & ~31;
   AlignedBuffer buf;
-  const Int8Acts a = quantize_int8_avx512(x.data(), M, K, kq, buf, pool);
+  const Int8Acts a = isa == Isa::Avx512 ? quantize_int8_avx512(x.data(), M, K, kq, buf, pool)
+                                        : quantize_int8_avx2(x.data(), M, K, kq, buf, pool);
   bool ok = a.lda == lda;
   int bad = 0;
   std::vector<uint8_t> q(K);
@@ -216,7 +218,7 @@ static void testQuantInt8(int M, int K, ThreadPool* pool) {
   for (int m = M; m < Mp; ++m)
     for (int k = 0; k < lda; ++k)
       if (a.q[size_t(m) * lda + k] != 0) ++bad;
-  report(ok && bad == 0, fmt("quantize_int8_avx512 M=%d K=%d threads=%d", M, K, poolSize(pool)),
+  report(ok && bad == 0, fmt("quantize_int8_%s M=%d K=%d threads=%d", isaName(isa), M, K, poolSize(pool)),
          fmt("%d mismatches", bad));
 }
 
@@ -1204,6 +1206,9 @@ int main(int argc, char** argv) {
     for (auto& g : is)
       for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemmInt8(isa, g[0], g[1], g[2], p, 0, true);
     testGemmInt8(isa, 19, 35, 300, &pool2, 0, false);
+    for (int K : {1, 3, 4, 15, 16, 17, 63, 64, 65, 768, 3072})
+      for (int M : {1, 5, 33}) testQuantInt8(isa, M, K, M == 33 ? &pool2 : nullptr);
+    testQuantInt8(isa, 300, 100, &pool2);
     for (int ep : {1, 2}) {
       testGemmInt8(isa, 37, 70, 50, &pool2, ep, true);
       testGemmInt8(isa, 16, 3072, 64, &pool2, ep, true);
@@ -1211,9 +1216,6 @@ int main(int argc, char** argv) {
     }
   }
   if (detectIsa() >= Isa::Avx512 && opsFor(Isa::Avx512).pack_int8) {
-    for (int K : {1, 3, 4, 15, 16, 17, 63, 64, 65, 768, 3072})
-      for (int M : {1, 5, 33}) testQuantInt8(M, K, M == 33 ? &pool2 : nullptr);
-    testQuantInt8(300, 100, &pool2);
     const int es[][3] = {{1, 1, 1},   {7, 33, 100},  {12, 32, 513},  {32, 32, 64},   {33, 64, 512}, {64, 96, 300},
                          {100, 769, 257}, {200, 45, 31}, {385, 96, 40}, {64, 768, 768}, {31, 70, 3072}};
     for (int engine : {1, 2}) {

@@ -18,6 +18,9 @@ void gelu_avx2(float* x, size_t n, Activation act, ThreadPool* pool);
 void add_layernorm_avx2(const float* x, const float* res, const float* gamma, const float* beta, float* y, int M,
                         int N, float eps, ThreadPool* pool);
 void attention_avx2(const AttnArgs& a, float* scratch, ThreadPool* pool);
+// ---- AVX-VNNI (native/cpu/gemm_int8_avx2.cpp), only where int8_supported_avx2()
+bool int8_supported_avx2();
+void pack_int8_avx2(PackedWeight& w);
 // ---- AVX-512 F/BW/VL/DQ (native/cpu/*_avx512.cpp)
 void pack_avx512(PackedWeight& w);
 void gemm_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
@@ -97,6 +100,7 @@ const Ops& opsFor(Isa isa) {
     o.gelu = gelu_avx2;
     o.add_layernorm = add_layernorm_avx2;
     o.attention = attention_avx2;
+    o.pack_int8 = int8_supported_avx2() ? pack_int8_avx2 : nullptr;
     return o;
   }();
   static const Ops avx512 = [] {
@@ -110,7 +114,7 @@ const Ops& opsFor(Isa isa) {
     o.add_layernorm = add_layernorm_avx512;
     o.attention = attention_avx512;
     o.pack_bf16 = bf16_supported_avx512() ? pack_bf16_avx512 : nullptr;
-    o.pack_int8 = int8_supported_avx512() ? pack_int8_avx512 : nullptr;
+    o.pack_int8 = int8_supported_avx512() ? pack_int8_avx512 : nullptr;  // never the avx2 table's (16-column panels)
     return o;
   }();
   switch (isa) {

@@ -72,7 +72,11 @@ void noEpilogue(int, float*, int, int) {}  // AVX2 has no fused epilogue (gemm_g
 
 void pack_avx2(PackedWeight& w) { gemmPackPanels<NR>(w); }
 
+void gemm_int8_avx2(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                    ThreadPool* pool);  // gemm_int8_avx2.cpp (AVX-VNNI)
+
 void gemm_avx2(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool) {
+  if (w.int8) return gemm_int8_avx2(x, M, w, bias, y, 0, pool);  // packed by pack_int8 (precision 'int8')
   if (M <= 0 || w.N <= 0) return;
   GemmF32Job j;
   gemmF32Operands(j, x, w, bias, y, 0);
@@ -88,6 +92,7 @@ void gelu_avx2(float* x, size_t n, Activation act, ThreadPool* pool);  // gelu_a
 // AVX2 has no fused epilogue yet: GEMM, then GELU as a second pass.
 void gemm_gelu_avx2(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
                     ThreadPool* pool) {
+  if (w.int8) return gemm_int8_avx2(x, M, w, bias, y, act == Activation::Gelu ? 1 : 2, pool);  // fused GELU
   gemm_avx2(x, M, w, bias, y, pool);
   gelu_avx2(y, static_cast<size_t>(M) * w.N, act, pool);
 }

@@ -10,8 +10,12 @@ export interface RuntimeOptions {
   threads?: number;
   /** 'auto' | 'scalar' | 'avx2' | 'avx512' (can only lower the detected ISA). Default: env KST_ISA or auto. */
   isa?: string;
-  /** CPU weight precision: 'fp32' (default) or 'bf16' (opt-in; needs AVX512-BF16, else fp32). Default: env KST_PRECISION. */
-  precision?: 'fp32' | 'bf16';
+  /**
+   * CPU weight precision: 'fp32' (default), 'bf16' (opt-in; needs AVX512-BF16, else fp32) or 'int8' (opt-in; weights
+   * quantised per output channel at load, activations per token; needs AVX512-VNNI or AVX-VNNI, else fp32).
+   * Default: env KST_PRECISION.
+   */
+  precision?: 'fp32' | 'bf16' | 'int8';
   /** 'cpu' | 'cuda' | 'cuda:N' | 'auto'. Default: env KST_DEVICE or 'cpu'. 'cuda' fails clearly without a GPU. */
   device?: string;
   /** GPU operand type, 'fp16' (default) or 'bf16'; accumulation is fp32. */
