@@ -947,7 +947,9 @@ static double now() {
 static void bench(int threads) {
   ThreadPool pool(threads);
   std::printf("GEMM y = x Wᵀ + b, %d threads (GFLOP/s, best of runs)\n", pool.size());
-  const int shapes[][3] = {{512, 768, 768}, {512, 3072, 768}, {512, 768, 3072}, {512, 2304, 768}, {16, 768, 768}};
+  const int shapes[][3] = {{512, 768, 768}, {512, 3072, 768}, {512, 768, 3072}, {512, 2304, 768}, {16, 768, 768},
+                           {16, 2304, 768}, {32, 3072, 768}, {64, 768, 3072}, {128, 2304, 768}, {1, 768, 768},
+                           {4, 2304, 768}, {8, 768, 3072}, {12, 2304, 768}};
   for (auto& s : shapes) {
     const int M = s[0], N = s[1], K = s[2];
     auto x = rnd(size_t(M) * K), W = rnd(size_t(N) * K), b = rnd(N);
@@ -968,6 +970,36 @@ static void bench(int threads) {
         best = std::min(best, now() - t0);
       }
       line += fmt("  %s %.1f", isaName(isa), 2.0 * M * N * K / best * 1e-9);
+    }
+    // int8 (quantising x included): the engine ops.gemm picks, then each AVX-512 engine alone (GOP/s).
+    for (Isa isa : simdIsas()) {
+      const Ops& ops = opsFor(isa);
+      if (!ops.pack_int8) continue;
+      PackedWeight pw;
+      pw.raw = W.data();
+      pw.N = N;
+      pw.K = K;
+      ops.pack_int8(pw);
+      AlignedBuffer scratch;
+      pw.act_scratch = &scratch;
+      for (int engine : {0, 1, 2}) {
+        if (engine && isa != Isa::Avx512) continue;
+        if (engine == 2 && !amx_int8_ready()) continue;
+        double best = 1e9;
+        for (int r = 0; r < 8; ++r) {
+          double t0 = now();
+          if (engine == 0) {
+            ops.gemm(x.data(), M, pw, b.data(), y.data(), &pool);
+          } else {
+            const Int8Acts a = quantize_int8_avx512(x.data(), M, K, pw.kq, scratch, &pool);
+            if (engine == 1) gemm_int8_vnni(a, M, pw, b.data(), y.data(), 0, &pool);
+            else gemm_int8_amx(a, M, pw, b.data(), y.data(), 0, &pool);
+          }
+          best = std::min(best, now() - t0);
+        }
+        line += fmt("  int8_%s %.1f", engine == 0 ? isaName(isa) : engine == 1 ? "vnni" : "amx",
+                    2.0 * M * N * K / best * 1e-9);
+      }
     }
     std::printf("%s\n", line.c_str());
   }
@@ -1002,21 +1034,27 @@ static void bench(int threads) {
     c.max_position_embeddings = 512;
     TinyModel tm = makeTiny("bench", c);
     Batch b = makeBatch(c, std::vector<int32_t>(16, 32), false);
-    std::string line = "BERT-base shape, 2 layers, 16 × 32 tokens:";
-    for (int ii = 0; ii <= int(detectIsa()); ++ii) {
-      Options o;
-      o.isa = isaName(Isa(ii));
-      o.threads = threads;
-      auto m = loadBert(c, tm.ws, o);
-      double best = 1e9;
-      for (int r = 0; r < (ii ? 5 : 1); ++r) {
-        double t0 = now();
-        runModel(*m, b, POOL_MEAN, true, false);
-        best = std::min(best, now() - t0);
+    Batch one = makeBatch(c, {12}, false);
+    for (const Batch* bb : {&b, &one}) {
+      std::string line = bb == &b ? "BERT-base shape, 2 layers, 16 × 32 tokens:" : "BERT-base shape, 2 layers, 1 × 12 tokens:";
+      for (int ii = 0; ii <= int(detectIsa()) + 2; ++ii) {
+        Options o;
+        const Isa isa = Isa(std::min(ii, int(detectIsa())));
+        o.isa = isaName(isa);
+        o.threads = threads;
+        o.precision = ii > int(detectIsa()) ? (ii == int(detectIsa()) + 1 ? "bf16" : "int8") : "fp32";
+        auto m = loadBert(c, tm.ws, o);
+        if (o.precision != "fp32" && o.precision != m->precision()) continue;
+        double best = 1e9;
+        for (int r = 0; r < (ii ? (bb == &b ? 5 : 20) : 1); ++r) {
+          double t0 = now();
+          runModel(*m, *bb, POOL_MEAN, true, false);
+          best = std::min(best, now() - t0);
+        }
+        line += fmt("  %s%s %.2f ms", isaName(isa), o.precision == "fp32" ? "" : (" " + o.precision).c_str(), best * 1e3);
       }
-      line += fmt("  %s %.1f ms", isaName(Isa(ii)), best * 1e3);
+      std::printf("%s\n", line.c_str());
     }
-    std::printf("%s\n", line.c_str());
     std::remove(tm.ws.path.c_str());
   }
 }
@@ -1113,8 +1151,25 @@ static void peakJson(int threads, bool quick) {
           bbest = std::min(bbest, now() - t0);
         }
       }
-      js += fmt("%s{\"M\":%d,\"N\":%d,\"K\":%d,\"gflops\":%.2f,\"bf16_gflops\":%.2f}", first ? "" : ",", M, N, K,
-                2.0 * M * N * K / best * 1e-9, bbest > 0 ? 2.0 * M * N * K / bbest * 1e-9 : 0.0);
+      double ibest = 0;
+      if (ops.pack_int8) {  // the opt-in int8 path on the same shape (AMX or AVX512-VNNI; quantising x included)
+        PackedWeight pi;
+        pi.raw = W.data();
+        pi.N = N;
+        pi.K = K;
+        ops.pack_int8(pi);
+        AlignedBuffer scratch;
+        pi.act_scratch = &scratch;
+        ibest = 1e9;
+        for (int r = 0; r < reps; ++r) {
+          const double t0 = now();
+          ops.gemm(x.data(), M, pi, b.data(), y.data(), &pool);
+          ibest = std::min(ibest, now() - t0);
+        }
+      }
+      js += fmt("%s{\"M\":%d,\"N\":%d,\"K\":%d,\"gflops\":%.2f,\"bf16_gflops\":%.2f,\"int8_gops\":%.2f}",
+                first ? "" : ",", M, N, K, 2.0 * M * N * K / best * 1e-9,
+                bbest > 0 ? 2.0 * M * N * K / bbest * 1e-9 : 0.0, ibest > 0 ? 2.0 * M * N * K / ibest * 1e-9 : 0.0);
       first = false;
     }
   }

@@ -112,8 +112,10 @@ KST_AVXVNNI_TARGET void kernel(const uint8_t* A, int lda, const uint32_t* B, int
       int32_t a4;
       std::memcpy(&a4, A + static_cast<size_t>(r) * lda + 4 * q, 4);
       const __m256i a = _mm256_set1_epi32(a4);
-      c0[r] = _mm256_dpbusd_avx_epi32(c0[r], a, w0);
-      c1[r] = _mm256_dpbusd_avx_epi32(c1[r], a, w1);
+      // c += a (u8) · w (s8), in place; {vex} (%{ %} in asm): the AVX-VNNI encoding (the EVEX one needs AVX512-VNNI + VL).
+      // Inline asm because GCC 12 copies and spills the accumulators around the _mm256_dpbusd_avx_epi32 builtin.
+      __asm__("%{vex%} vpdpbusd %[w], %[a], %[c]" : [c] "+x"(c0[r]) : [a] "x"(a), [w] "x"(w0));
+      __asm__("%{vex%} vpdpbusd %[w], %[a], %[c]" : [c] "+x"(c1[r]) : [a] "x"(a), [w] "x"(w1));
     }
   }
   const __m256 sw0 = _mm256_loadu_ps(sw), sw1 = _mm256_loadu_ps(sw + 8);
