@@ -4,7 +4,7 @@
  * same token ids, same thread count, in one process. A benchmark, never a test: nothing here asserts a time.
  *
  *   node bench/bench.js [--threads 2] [--models kobert-base,klue-base] [--quick] [--out bench/results/cpu.md]
- *                       [--no-rss] [--no-peak] [--no-int8]
+ *                       [--no-rss] [--no-peak] [--no-int8] [--no-bf16] [--no-ours-int8]
  *
  * Needs: `npm run build` (dist/ + build/Release/kst.node + build/test_ops), `python3 bench/make_models.py`
  * (bench/models/), `cd bench && npm install --ignore-scripts` (onnxruntime-node, @huggingface/transformers).
@@ -24,7 +24,7 @@ const MODELS = path.join(__dirname, 'models');
 // ------------------------------------------------------------------------------------------------ args
 function parseArgs(argv) {
   const a = { threads: 2, models: ['kobert-base', 'klue-base'], quick: false, out: path.join(__dirname, 'results', 'cpu.md'),
-    rss: true, peak: true, int8: true, tjs: true, bf16: true, reps: 2, child: null };
+    rss: true, peak: true, int8: true, tjs: true, bf16: true, oursInt8: true, reps: 2, child: null };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--threads') a.threads = Number(argv[++i]);
@@ -36,6 +36,7 @@ function parseArgs(argv) {
     else if (k === '--no-int8') a.int8 = false;
     else if (k === '--no-tjs') a.tjs = false;
     else if (k === '--no-bf16') a.bf16 = false;
+    else if (k === '--no-ours-int8') a.oursInt8 = false; // --no-int8 drops ORT's int8 model
     else if (k === '--reps') a.reps = Number(argv[++i]);
     else if (k === '--rss-child') a.child = { peer: argv[++i], model: argv[++i] };
     else throw new Error(`unknown argument ${k}`);
@@ -110,7 +111,7 @@ function korstsTest() {
 // ------------------------------------------------------------------------------------------------ peers
 // Every peer exposes run(batch) where batch = { ids: Int32Array (packed), lengths: Int32Array }, returning
 // Promise<Float32Array> of B × H mean-pooled rows.
-// precision: 'fp32' or 'bf16' (passed as $KST_PRECISION, read by the core at load).
+// precision: 'fp32', 'bf16' or 'int8' (passed as $KST_PRECISION, read by the core at load).
 async function loadOurs(stDir, threads, precision = 'fp32') {
   const kst = require(path.join(ROOT, 'dist', 'src', 'index.js'));
   process.env.KST_PRECISION = precision;
@@ -122,7 +123,7 @@ async function loadOurs(stDir, threads, precision = 'fp32') {
   }
   const word = st.modules[0];
   return {
-    name: precision === 'bf16' ? 'ours-bf16' : 'ours',
+    name: precision === 'fp32' ? 'ours' : `ours-${precision}`,
     st,
     word,
     info: word.info(),
@@ -371,8 +372,8 @@ async function rssChild(peerName, modelName, threads) {
   const stDir = path.join(__dirname, m.st);
   const base = readStatus();
   let peer;
-  if (peerName === 'ours' || peerName === 'ours-bf16') {
-    peer = await loadOurs(stDir, threads, peerName === 'ours-bf16' ? 'bf16' : 'fp32');
+  if (peerName === 'ours' || peerName === 'ours-bf16' || peerName === 'ours-int8') {
+    peer = await loadOurs(stDir, threads, peerName === 'ours' ? 'fp32' : peerName.slice(5));
   } else {
     require(path.join(ROOT, 'dist', 'src', 'index.js')); // same JS loaded as in the ours child, for a fair baseline
     peer = await loadOrt(path.join(__dirname, m.onnx, peerName === 'ort-int8' ? 'model_opt_int8.onnx' : 'model_opt.onnx'), threads, peerName);
@@ -449,9 +450,9 @@ function report(ctx) {
     L.push('');
     L.push(`Register-resident AVX-512 FMA loop: **${peak.peak1.toFixed(1)} GFLOP/s on 1 thread, ${peak.peakN.toFixed(1)} on ${peak.threads}** (the fp32 peak below).`);
     L.push('');
-    L.push(`| GEMM y = x Wᵀ + b (M × N × K) | fp32 GFLOP/s, ${peak.threads} threads | % of fp32 peak | bf16 path GFLOP/s (opt-in) |`);
-    L.push('|---|---:|---:|---:|');
-    for (const g of peak.gemm) L.push(`| ${g.M} × ${g.N} × ${g.K} | ${g.gflops.toFixed(1)} | ${(100 * g.gflops / peak.peakN).toFixed(0)}% | ${g.bf16_gflops ? g.bf16_gflops.toFixed(1) : '–'} |`);
+    L.push(`| GEMM y = x Wᵀ + b (M × N × K) | fp32 GFLOP/s, ${peak.threads} threads | % of fp32 peak | bf16 path GFLOP/s (opt-in) | int8 path GOP/s (opt-in, quantising x included) |`);
+    L.push('|---|---:|---:|---:|---:|');
+    for (const g of peak.gemm) L.push(`| ${g.M} × ${g.N} × ${g.K} | ${g.gflops.toFixed(1)} | ${(100 * g.gflops / peak.peakN).toFixed(0)}% | ${g.bf16_gflops ? g.bf16_gflops.toFixed(1) : '–'} | ${g.int8_gops ? g.int8_gops.toFixed(1) : '–'} |`);
     L.push('');
   }
   for (const r of results) {
@@ -459,24 +460,26 @@ function report(ctx) {
     L.push('');
     L.push(`ORT graph: ${r.graph}.`);
     L.push('');
-    L.push('| workload | ours fp32 | ORT fp32 | ours/ORT | ORT int8 | ours/ORT int8 | ours bf16 | bf16/ORT fp32 | better |');
-    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---|');
+    L.push('| workload | ours fp32 | ORT fp32 | ours/ORT | ORT int8 | ours/ORT int8 | ours bf16 | bf16/ORT fp32 | ours int8 | int8/ORT int8 | int8/ORT fp32 | better |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+    // ours int8: value, ratio to ORT's int8 model, ratio to ORT fp32 (x: ours int8, y8: ORT int8, y: ORT fp32)
+    const q8 = (x, y8, y, f) => (x === undefined ? '| – | – | –' : `| ${f(x)} | ${y8 !== undefined ? '**' + fmtRatio(x / y8) + '**' : '–'} | ${fmtRatio(x / y)}`);
     const i8 = (x) => (x === undefined ? '–' : x);
     const f1 = (x) => (x === undefined ? '–' : x.toFixed(1));
     const f2 = (x) => (x === undefined ? '–' : x.toFixed(2));
-    L.push(`| tokenization only, ${r.n} sentences (sentences/s) | ${r.tok.toFixed(0)} | (same tokenizer) | | | | | | |`);
-    L.push(`| (a) KorSTS-test ${r.n} sentences, batch 32, model only (sentences/s) | ${r.a.ours.toFixed(1)} | ${r.a.ort.toFixed(1)} | **${fmtRatio(r.a.ours / r.a.ort)}** | ${i8(r.a.int8 && r.a.int8.toFixed(1))} | ${r.a.int8 ? fmtRatio(r.a.ours / r.a.int8) : '–'} | ${f1(r.a.bf16)} | ${r.a.bf16 ? '**' + fmtRatio(r.a.bf16 / r.a.ort) + '**' : '–'} | higher |`);
-    if (r.e2e) L.push(`| (a) same, end to end incl. tokenization (sentences/s) | ${r.e2e.ours.toFixed(1)} | ${r.e2e.ort.toFixed(1)} | **${fmtRatio(r.e2e.ours / r.e2e.ort)}** | | | | | higher |`);
-    L.push(`| (b) "${r.bText}" (${r.bTokens} tokens) batch 1, p50 (ms) | ${r.b.ours.p50.toFixed(2)} | ${r.b.ort.p50.toFixed(2)} | **${fmtRatio(r.b.ours.p50 / r.b.ort.p50)}** | ${r.b.int8 ? r.b.int8.p50.toFixed(2) : '–'} | ${r.b.int8 ? fmtRatio(r.b.ours.p50 / r.b.int8.p50) : '–'} | ${r.b.bf16 ? f2(r.b.bf16.p50) : '–'} | ${r.b.bf16 ? '**' + fmtRatio(r.b.bf16.p50 / r.b.ort.p50) + '**' : '–'} | lower |`);
-    L.push(`| (b) same, p99 (ms) | ${r.b.ours.p99.toFixed(2)} | ${r.b.ort.p99.toFixed(2)} | ${fmtRatio(r.b.ours.p99 / r.b.ort.p99)} | ${r.b.int8 ? r.b.int8.p99.toFixed(2) : '–'} | ${r.b.int8 ? fmtRatio(r.b.ours.p99 / r.b.int8.p99) : '–'} | ${r.b.bf16 ? f2(r.b.bf16.p99) : '–'} | ${r.b.bf16 ? fmtRatio(r.b.bf16.p99 / r.b.ort.p99) : '–'} | lower |`);
+    L.push(`| tokenization only, ${r.n} sentences (sentences/s) | ${r.tok.toFixed(0)} | (same tokenizer) | | | | | | | | | |`);
+    L.push(`| (a) KorSTS-test ${r.n} sentences, batch 32, model only (sentences/s) | ${r.a.ours.toFixed(1)} | ${r.a.ort.toFixed(1)} | **${fmtRatio(r.a.ours / r.a.ort)}** | ${i8(r.a.int8 && r.a.int8.toFixed(1))} | ${r.a.int8 ? fmtRatio(r.a.ours / r.a.int8) : '–'} | ${f1(r.a.bf16)} | ${r.a.bf16 ? '**' + fmtRatio(r.a.bf16 / r.a.ort) + '**' : '–'} ${q8(r.a.i8, r.a.int8, r.a.ort, f1)} | higher |`);
+    if (r.e2e) L.push(`| (a) same, end to end incl. tokenization (sentences/s) | ${r.e2e.ours.toFixed(1)} | ${r.e2e.ort.toFixed(1)} | **${fmtRatio(r.e2e.ours / r.e2e.ort)}** | | | | | | | | higher |`);
+    L.push(`| (b) "${r.bText}" (${r.bTokens} tokens) batch 1, p50 (ms) | ${r.b.ours.p50.toFixed(2)} | ${r.b.ort.p50.toFixed(2)} | **${fmtRatio(r.b.ours.p50 / r.b.ort.p50)}** | ${r.b.int8 ? r.b.int8.p50.toFixed(2) : '–'} | ${r.b.int8 ? fmtRatio(r.b.ours.p50 / r.b.int8.p50) : '–'} | ${r.b.bf16 ? f2(r.b.bf16.p50) : '–'} | ${r.b.bf16 ? '**' + fmtRatio(r.b.bf16.p50 / r.b.ort.p50) + '**' : '–'} ${q8(r.b.i8 && r.b.i8.p50, r.b.int8 && r.b.int8.p50, r.b.ort.p50, f2)} | lower |`);
+    L.push(`| (b) same, p99 (ms) | ${r.b.ours.p99.toFixed(2)} | ${r.b.ort.p99.toFixed(2)} | ${fmtRatio(r.b.ours.p99 / r.b.ort.p99)} | ${r.b.int8 ? r.b.int8.p99.toFixed(2) : '–'} | ${r.b.int8 ? fmtRatio(r.b.ours.p99 / r.b.int8.p99) : '–'} | ${r.b.bf16 ? f2(r.b.bf16.p99) : '–'} | ${r.b.bf16 ? fmtRatio(r.b.bf16.p99 / r.b.ort.p99) : '–'} ${q8(r.b.i8 && r.b.i8.p99, r.b.int8 && r.b.int8.p99, r.b.ort.p99, f2)} | lower |`);
     for (const c of r.c) {
-      L.push(`| (c) batch ${c.B} × ${c.L} tokens (sentences/s) | ${c.ours.toFixed(1)} | ${c.ort.toFixed(1)} | **${fmtRatio(c.ours / c.ort)}** | ${c['ort-int8'] ? c['ort-int8'].toFixed(1) : '–'} | ${c['ort-int8'] ? fmtRatio(c.ours / c['ort-int8']) : '–'} | ${f1(c['ours-bf16'])} | ${c['ours-bf16'] ? fmtRatio(c['ours-bf16'] / c.ort) : '–'} | higher |`);
+      L.push(`| (c) batch ${c.B} × ${c.L} tokens (sentences/s) | ${c.ours.toFixed(1)} | ${c.ort.toFixed(1)} | **${fmtRatio(c.ours / c.ort)}** | ${c['ort-int8'] ? c['ort-int8'].toFixed(1) : '–'} | ${c['ort-int8'] ? fmtRatio(c.ours / c['ort-int8']) : '–'} | ${f1(c['ours-bf16'])} | ${c['ours-bf16'] ? fmtRatio(c['ours-bf16'] / c.ort) : '–'} ${q8(c['ours-int8'], c['ort-int8'], c.ort, f1)} | higher |`);
     }
     if (r.rss) {
       const o = r.rss.ours, f = r.rss.ort;
-      L.push(`| (d) RSS after load, MB (process; bare Node + JS ${MB(o.base.rss)}) | ${MB(o.loaded.rss)} | ${MB(f.loaded.rss)} | ${fmtRatio(o.loaded.rss / f.loaded.rss)} | ${r.rss['ort-int8'] ? MB(r.rss['ort-int8'].loaded.rss) : '–'} | | ${r.rss['ours-bf16'] ? MB(r.rss['ours-bf16'].loaded.rss) : '–'} | | lower |`);
-      L.push(`| (d) peak RSS during (a), MB | ${MB(o.during.hwm)} | ${MB(f.during.hwm)} | ${fmtRatio(o.during.hwm / f.during.hwm)} | ${r.rss['ort-int8'] ? MB(r.rss['ort-int8'].during.hwm) : '–'} | | ${r.rss['ours-bf16'] ? MB(r.rss['ours-bf16'].during.hwm) : '–'} | | lower |`);
-      L.push(`| (d) RSS after load − bare, ÷ safetensors file (${MB(r.fileBytes)} MB) | ${((o.loaded.rss - o.base.rss) / r.fileBytes).toFixed(2)} | ${((f.loaded.rss - f.base.rss) / r.fileBytes).toFixed(2)} | | | | ${r.rss['ours-bf16'] ? ((r.rss['ours-bf16'].loaded.rss - r.rss['ours-bf16'].base.rss) / r.fileBytes).toFixed(2) : '–'} | | lower |`);
+      L.push(`| (d) RSS after load, MB (process; bare Node + JS ${MB(o.base.rss)}) | ${MB(o.loaded.rss)} | ${MB(f.loaded.rss)} | ${fmtRatio(o.loaded.rss / f.loaded.rss)} | ${r.rss['ort-int8'] ? MB(r.rss['ort-int8'].loaded.rss) : '–'} | | ${r.rss['ours-bf16'] ? MB(r.rss['ours-bf16'].loaded.rss) : '–'} | | ${r.rss['ours-int8'] ? MB(r.rss['ours-int8'].loaded.rss) : '–'} | | | lower |`);
+      L.push(`| (d) peak RSS during (a), MB | ${MB(o.during.hwm)} | ${MB(f.during.hwm)} | ${fmtRatio(o.during.hwm / f.during.hwm)} | ${r.rss['ort-int8'] ? MB(r.rss['ort-int8'].during.hwm) : '–'} | | ${r.rss['ours-bf16'] ? MB(r.rss['ours-bf16'].during.hwm) : '–'} | | ${r.rss['ours-int8'] ? MB(r.rss['ours-int8'].during.hwm) : '–'} | | | lower |`);
+      L.push(`| (d) RSS after load − bare, ÷ safetensors file (${MB(r.fileBytes)} MB) | ${((o.loaded.rss - o.base.rss) / r.fileBytes).toFixed(2)} | ${((f.loaded.rss - f.base.rss) / r.fileBytes).toFixed(2)} | | | | ${r.rss['ours-bf16'] ? ((r.rss['ours-bf16'].loaded.rss - r.rss['ours-bf16'].base.rss) / r.fileBytes).toFixed(2) : '–'} | | ${r.rss['ours-int8'] ? ((r.rss['ours-int8'].loaded.rss - r.rss['ours-int8'].base.rss) / r.fileBytes).toFixed(2) : '–'} | | | lower |`);
     }
     if (r.tjs.version) {
       L.push('');
@@ -490,7 +493,7 @@ function report(ctx) {
     }
     L.push('');
     if (r.tjs.skipped) L.push(`transformers.js: skipped (${r.tjs.skipped}).`);
-    L.push(`Agreement over the KorSTS-test sentences (min cosine): ours fp32 vs ORT fp32 ${r.cos.toFixed(6)}${r.cos8 !== undefined ? `; ORT int8 vs ours fp32 ${r.cos8.toFixed(4)}` : ''}${r.cos16 !== undefined ? `; ours bf16 vs ours fp32 ${r.cos16.toFixed(5)}` : ''}.`);
+    L.push(`Agreement over the KorSTS-test sentences (min cosine): ours fp32 vs ORT fp32 ${r.cos.toFixed(6)}${r.cos8 !== undefined ? `; ORT int8 vs ours fp32 ${r.cos8.toFixed(4)}` : ''}${r.cos16 !== undefined ? `; ours bf16 vs ours fp32 ${r.cos16.toFixed(5)}` : ''}${r.cosI8 !== undefined ? `; ours int8 vs ours fp32 ${r.cosI8.toFixed(5)}` : ''}.`);
     L.push('');
   }
   // Issue 5's targets, checked against this run's figures (first model).
@@ -519,7 +522,13 @@ function report(ctx) {
       L.push(`| bf16: batch-1 p50 ≤ 0.35× ORT fp32 | ${fmtRatio(r.b.bf16.p50 / r.b.ort.p50)} | ${yes(r.b.bf16.p50 / r.b.ort.p50 <= 0.35)} |`);
       L.push(`| bf16: cosine ≥ 0.999 to fp32 on every KorSTS-test sentence | min ${r.cos16.toFixed(5)} | ${yes(r.cos16 >= 0.999)} |`);
     }
-    L.push('| int8 (VNNI / AMX-INT8) path | not implemented | **missed** |');
+    if (r.a.i8) {
+      if (r.a.int8) L.push(`| int8: ≥ 1.3× ORT's dynamic-int8 model on (a) | ${fmtRatio(r.a.i8 / r.a.int8)} | ${yes(r.a.i8 / r.a.int8 >= 1.3)} |`);
+      L.push(`| int8: batch-1 p50 ≤ 0.35× ORT fp32 | ${fmtRatio(r.b.i8.p50 / r.b.ort.p50)} | ${yes(r.b.i8.p50 / r.b.ort.p50 <= 0.35)} |`);
+      L.push(`| int8: cosine ≥ 0.999 to fp32 on every KorSTS-test sentence | min ${r.cosI8.toFixed(5)} | ${yes(r.cosI8 >= 0.999)} |`);
+    } else {
+      L.push(`| int8 (VNNI / AMX-INT8) path | ${r.i8Active ? `not measured (${r.i8Active})` : 'not run (--no-ours-int8)'} | – |`);
+    }
     if (r.rss) {
       const x = (r.rss.ours.loaded.rss - r.rss.ours.base.rss) / r.fileBytes;
       L.push(`| RSS after load ≤ 1.3× safetensors size (RSS − bare Node) | ${x.toFixed(2)}× | ${yes(x <= 1.3)} |`);
@@ -533,6 +542,7 @@ function report(ctx) {
   L.push('- (a) best of the full passes (peers take turns pass by pass) after a 3-batch warm-up; (b) after warm-up runs, percentiles over ≥ 100 timed runs per peer (turns in blocks of 20); (c) median of the calls; end to end includes tokenization and packing / padding.');
   L.push('- (d) separate child processes per peer (so one peer\'s memory does not count for the other); RSS includes the file-backed pages of memory-mapped weights. Peak = VmHWM (reset after load) over the first 24 batches of (a), which hold its longest sentences.');
   L.push(`- "ours bf16" is the opt-in precision \'bf16\' (weights rounded to bf16 at load, activations per block, fp32 accumulation), selected here with $KST_PRECISION=bf16; on this CPU it runs on ${mach.flags.includes('amx_bf16') ? 'AMX-BF16 tiles' : 'AVX512-BF16 vdpbf16ps'}.`);
+  L.push(`- "ours int8" is the opt-in precision \'int8\' (weights quantised per output channel to int8 at load, activations per token to u8 with a zero point on every GEMM, exact int32 sums; embeddings, LayerNorm, attention and pooling in fp32), selected here with $KST_PRECISION=int8; on this CPU it runs on ${mach.flags.includes('amx_int8') ? 'AMX-INT8 tiles (≥ 12 tokens per GEMM) and AVX512-VNNI (fewer)' : mach.flags.includes('avx512_vnni') ? 'AVX512-VNNI vpdpbusd' : mach.flags.includes('avx_vnni') ? 'AVX-VNNI vpdpbusd' : 'nothing: no VNNI, so it falls back to fp32'}. ORT int8 is ORT\'s own dynamic quantisation of the same graph.`);
   L.push('- Peers take turns with a short pause between them (ORT\'s intra-op threads spin for a while after a run).');
   L.push('');
   return L.join('\n');
@@ -565,7 +575,16 @@ async function main() {
     const peers = [ours, await loadOrt(path.join(onnxDir, 'model_opt.onnx'), args.threads, 'ort')];
     const int8 = args.int8 ? await loadOrt(path.join(onnxDir, 'model_opt_int8.onnx'), args.threads, 'ort-int8') : null;
     const bf16 = args.bf16 ? await loadOurs(stDir, args.threads, 'bf16') : null;
-    const all = [...peers, ...(int8 ? [int8] : []), ...(bf16 ? [bf16] : [])];
+    let oi8 = args.oursInt8 ? await loadOurs(stDir, args.threads, 'int8') : null;
+    let i8Active;
+    if (oi8 && oi8.info.precision !== 'int8') {
+      // No VNNI here: the model would run fp32; leave it out rather than report fp32 figures as int8.
+      i8Active = oi8.info.precisionNote || `precision ${oi8.info.precision}`;
+      console.error(`ours int8: ${i8Active}`);
+      oi8.dispose();
+      oi8 = null;
+    }
+    const all = [...peers, ...(int8 ? [int8] : []), ...(bf16 ? [bf16] : []), ...(oi8 ? [oi8] : [])];
     const tjs = !args.tjs ? { skipped: 'disabled with --no-tjs' }
       : name !== args.models[0] ? { skipped: `run on ${args.models[0]} only` } : await loadTjs(name, stDir, onnxDir, args.threads);
     const withTjs = tjs.skipped ? all : [...all, tjs];
@@ -579,7 +598,7 @@ async function main() {
     const tokens = tokenized.reduce((s, t) => s + t.length, 0);
 
     // agreement
-    let cos = 1, cos8, cos16;
+    let cos = 1, cos8, cos16, cosI8;
     {
       const outs = {};
       for (const p of all) {
@@ -587,17 +606,19 @@ async function main() {
         for (const b of batches) outs[p.name].push(await p.run(b));
       }
       const H = 768;
-      let c8 = 1, c16 = 1;
+      let c8 = 1, c16 = 1, ci8 = 1;
       outs.ours.forEach((o, bi) => {
         for (let s = 0; s < o.length / H; s++) {
           const a = o.subarray(s * H, (s + 1) * H);
           cos = Math.min(cos, cosine(a, outs.ort[bi].subarray(s * H, (s + 1) * H)));
           if (int8) c8 = Math.min(c8, cosine(a, outs['ort-int8'][bi].subarray(s * H, (s + 1) * H)));
           if (bf16) c16 = Math.min(c16, cosine(a, outs['ours-bf16'][bi].subarray(s * H, (s + 1) * H)));
+          if (oi8) ci8 = Math.min(ci8, cosine(a, outs['ours-int8'][bi].subarray(s * H, (s + 1) * H)));
         }
       });
       if (int8) cos8 = c8;
       if (bf16) cos16 = c16;
+      if (oi8) cosI8 = ci8;
     }
     console.error(`${name}: agreement min cos ${cos}`);
 
@@ -620,7 +641,7 @@ async function main() {
     let rss = null;
     if (args.rss) {
       rss = {};
-      for (const p of ['ours', 'ort', ...(int8 ? ['ort-int8'] : []), ...(bf16 ? ['ours-bf16'] : [])]) rss[p] = runRssChild(p, name, args.threads);
+      for (const p of ['ours', 'ort', ...(int8 ? ['ort-int8'] : []), ...(bf16 ? ['ours-bf16'] : []), ...(oi8 ? ['ours-int8'] : [])]) rss[p] = runRssChild(p, name, args.threads);
       console.error(`${name}: rss ${MB(rss.ours.loaded.rss)} / ${MB(rss.ort.loaded.rss)} MB`);
     }
     const fileBytes = fs.statSync(path.join(stDir, '0_KoBertTransformer', 'model.safetensors')).size;
@@ -631,10 +652,10 @@ async function main() {
       graph: `\`model_opt.onnx\` — ${fusion.export}, then ${fusion.optimizer}; fused: ${graphOps}; int8: ${fusion.quantization} of that graph`,
       n: sentences.length,
       tok: sentences.length / (tokMs / 1000),
-      a: { ours: a.ours, ort: a.ort, int8: a['ort-int8'], tjs: a.tjs, bf16: a['ours-bf16'] },
+      a: { ours: a.ours, ort: a.ort, int8: a['ort-int8'], tjs: a.tjs, bf16: a['ours-bf16'], i8: a['ours-int8'] },
       tjs: tjs.skipped ? { skipped: tjs.skipped } : { version: tjs.version },
       e2e,
-      b: { ours: b.ours, ort: b.ort, int8: b['ort-int8'], tjs: b.tjs, bf16: b['ours-bf16'] },
+      b: { ours: b.ours, ort: b.ort, int8: b['ort-int8'], tjs: b.tjs, bf16: b['ours-bf16'], i8: b['ours-int8'] },
       bText,
       bTokens: bBatch.ids.length,
       c,
@@ -643,6 +664,8 @@ async function main() {
       cos,
       cos8,
       cos16,
+      cosI8,
+      i8Active,
       bf16Active: bf16 ? bf16.info.precision || 'bf16 requested' : undefined,
     });
   }
