@@ -62,6 +62,7 @@ interface ModelFlags {
   threads?: number;
   isa?: string;
   device?: string;
+  precision?: 'fp32' | 'bf16' | 'int8';
 }
 
 async function loadModel(flags: ModelFlags): Promise<{ model: SentenceTransformer; dir: string }> {
@@ -73,6 +74,7 @@ async function loadModel(flags: ModelFlags): Promise<{ model: SentenceTransforme
   if (flags.threads !== undefined) options.threads = flags.threads;
   if (flags.isa !== undefined) options.isa = flags.isa;
   if (flags.device !== undefined) options.device = flags.device;
+  if (flags.precision !== undefined) options.precision = flags.precision;
   const model = await SentenceTransformer.load(dir, options);
   return { model, dir };
 }
@@ -98,7 +100,10 @@ function addModelOptions(cmd: Command): Command {
     .option('-m, --model <dir>', 'sentence-transformers model folder (default: the model shipped in weights/)')
     .option('--threads <n>', 'core threads (0 = all cores)', nonNegativeInt('--threads'))
     .addOption(new Option('--isa <isa>', 'lower the instruction set (default: best the CPU has, or $KST_ISA)').choices(['auto', 'avx512', 'avx2', 'scalar']))
-    .option('--device <device>', "cpu | cuda | cuda:N | auto (default: $KST_DEVICE or cpu; 'auto' falls back to the CPU)");
+    .option('--device <device>', "cpu | cuda | cuda:N | auto (default: $KST_DEVICE or cpu; 'auto' falls back to the CPU)")
+    .addOption(
+      new Option('--precision <p>', 'CPU GEMM precision: fp32, or opt-in bf16 / int8 (fp32 where the CPU lacks the instructions; default: $KST_PRECISION or fp32)').choices(['fp32', 'bf16', 'int8']),
+    );
 }
 
 /** Text lines of a file or of stdin ('-' or no file with piped input). A trailing newline adds no line. */
@@ -317,6 +322,7 @@ async function infoCommand(flags: ModelFlags & { json?: boolean }): Promise<void
       backend: native.device + (native.deviceName ? ` (${native.deviceName})` : '') + (native.deviceNote ? ` — ${native.deviceNote}` : ''),
       isa: native.isa,
       cpuBestIsa: detectIsa(),
+      precision: native.precision + (native.precisionNote ? ` — ${native.precisionNote}` : ''),
       threads: native.threads,
       addon: loadedAddonPath(),
       napiVersion: loadBinding().napiVersion,
@@ -337,6 +343,7 @@ async function infoCommand(flags: ModelFlags & { json?: boolean }): Promise<void
         `embedding:  ${info.embeddingDimension} dims, pooling ${info.pooling.join('+')}${info.normalize ? ', normalized' : ''}`,
         `backend:    ${info.backend}`,
         `simd:       ${info.isa} (CPU supports up to ${info.cpuBestIsa}${process.env.KST_ISA ? `; KST_ISA=${process.env.KST_ISA}` : ''})`,
+        `precision:  ${info.precision}`,
         `threads:    ${info.threads}`,
         `addon:      ${info.addon} (Node-API ${info.napiVersion}, node ${info.node}, ${info.platform})`,
       ].join('\n') + '\n',

@@ -186,6 +186,13 @@ describe('info', () => {
     expect(s.stdout).toMatch(/simd: +scalar/);
     const i2 = cli(['info', '--model', MODEL, '--isa', 'scalar']);
     expect(i2.stdout).toMatch(/simd: +scalar/);
+    expect(i2.stdout).toMatch(/precision: +fp32/);
+    // --precision int8: int8 where the CPU has AVX512-VNNI / AVX-VNNI, else fp32 with the reason
+    const flags = / (avx512_vnni|avx_vnni) /.test(` ${(/^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8')) ?? ['', ''])[1]} `);
+    const i8 = JSON.parse(cli(['info', '--json', '--model', MODEL, '--precision', 'int8'], undefined, { KST_ISA: '' }).stdout);
+    expect(i8.precision).toMatch(flags ? /^int8$/ : /^fp32 — precision 'int8' needs/);
+    const s8 = cli(['info', '--model', MODEL, '--precision', 'int8', '--isa', 'scalar']);
+    expect(s8.stdout).toMatch(/precision: +fp32 — precision 'int8' needs/);
   });
 });
 
@@ -197,6 +204,7 @@ describe('errors: one line; exit 2 for bad usage, 1 for failures', () => {
     ['bad --top-k', ['search', '--top-k', '0', '--model', MODEL], /--top-k must be a positive integer/],
     ['bad --batch-size', ['embed', '--batch-size', 'x', '--model', MODEL], /--batch-size must be a positive integer/],
     ['bad --isa', ['info', '--isa', 'sse', '--model', MODEL], /--isa/],
+    ['bad --precision', ['info', '--precision', 'int4', '--model', MODEL], /--precision/],
     ['eval without data', ['eval', '--model', MODEL], /KorSTS .tsv/],
   ];
   test.each(usage)('%s → 2', (_name, args, msg) => {
