@@ -154,7 +154,9 @@ def mlm_corpus():
 
 # ---------------------------------------------------------------------------------------- stages
 def stage_mlm(args, tok_dir, cfg, out_dir):
-    """Masked-LM pre-training (BERT masking: 15% of tokens, 80% [MASK] / 10% random / 10% kept).
+    """Masked-LM pre-training (BERT masking: --mlm-mask of the tokens (0.15 as in BERT), 80% [MASK] / 10% random /
+    10% kept). With --mlm-save-epochs the encoder is also saved at those epochs (work/mlm_ep{N}), so later stages
+    can start from an early checkpoint while pre-training goes on.
 
     A plain loop rather than transformers' Trainer: batches are grouped by length (little padding) and the
     8002-way output layer runs on the masked positions only, which halves the cost on two cores.
@@ -193,6 +195,7 @@ def stage_mlm(args, tok_dir, cfg, out_dir):
         rng.shuffle(out)
         return out
 
+    save_at = {int(round(steps_per_epoch * float(e))): e for e in args.mlm_save_epochs.split(",") if e}
     step, t0, run_loss, n_loss = 0, time.time(), 0.0, 0
     while step < total:
         for b in batches():
@@ -204,7 +207,7 @@ def stage_mlm(args, tok_dir, cfg, out_dir):
                 x[r, :len(ids[j])] = torch.tensor(ids[j])
             att = (x != 1).long()
             cand = att.bool() & (x > 4)  # never mask specials
-            m = (torch.rand(x.shape, generator=gen) < 0.15) & cand
+            m = (torch.rand(x.shape, generator=gen) < args.mlm_mask) & cand
             if not m.any():
                 continue
             labels = x[m]
@@ -220,6 +223,12 @@ def stage_mlm(args, tok_dir, cfg, out_dir):
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
             step += 1; run_loss += loss.item(); n_loss += 1
+            if step in save_at:
+                d = os.path.join(args.work, f"mlm_ep{save_at[step]}")
+                model.bert.save_pretrained(d)
+                for f in os.listdir(tok_dir):
+                    shutil.copy(os.path.join(tok_dir, f), os.path.join(d, f))
+                log(f"saved {d}")
             if step % 50 == 0 or step == total:
                 log(f"MLM step {step}/{total} epoch {step/steps_per_epoch:.2f} loss {run_loss/n_loss:.4f} "
                     f"({time.time()-t0:.0f}s)")
@@ -278,6 +287,9 @@ def main():
     ap.add_argument("--mlm-epochs", type=float, default=0)
     ap.add_argument("--mlm-batch", type=int, default=128)
     ap.add_argument("--mlm-lr", type=float, default=5e-4)
+    ap.add_argument("--mlm-mask", type=float, default=0.15, help="fraction of tokens masked per step")
+    ap.add_argument("--mlm-save-epochs", default="", help="comma-separated epochs at which to also save the encoder")
+    ap.add_argument("--mlm-only", action="store_true", help="stop after masked-LM pre-training")
     ap.add_argument("--init", default=None, help="start from this BertModel folder (e.g. a saved MLM encoder)")
     ap.add_argument("--no-extra", action="store_true", help="stage 2 on xnli only")
     ap.add_argument("--nli-epochs", type=float, default=4)
@@ -287,6 +299,15 @@ def main():
     ap.add_argument("--sts-lr", type=float, default=1e-4)
     ap.add_argument("--sts-batch", type=int, default=32)
     ap.add_argument("--sts-extra", action="store_true", help="add KLUE-STS dev (score / 5) to the KorSTS train stage")
+    ap.add_argument("--sts-loss", choices=["cosine", "cosent", "angle"], default="cosine",
+                    help="KorSTS stage loss: CosineSimilarityLoss (MSE on cosine), CoSENTLoss or AnglELoss (ranking)")
+    ap.add_argument("--sts-joint", action="store_true",
+                    help="KorSTS stage also keeps training the MNRL data (multi-task, round robin per batch)")
+    ap.add_argument("--korsts-mnrl", type=float, default=0.0,
+                    help="add KorSTS-train pairs with score >= this (0-5 scale) as MNRL positives (0 = off)")
+    ap.add_argument("--save-nli", default=None, help="save the sentence-transformers model after the MNRL stage")
+    ap.add_argument("--start", default=None,
+                    help="start from this sentence-transformers folder (e.g. a --save-nli model) instead of --init")
     args = ap.parse_args()
     args.work = args.work or args.out.rstrip("/") + ".work"
     os.makedirs(args.work, exist_ok=True)
@@ -319,6 +340,9 @@ def main():
         summary["mlm_loss"] = stage_mlm(args, tok_dir, cfg, init_dir)
         summary["mlm_seconds"] = time.time() - t0
         shutil.rmtree(os.path.join(args.work, "mlm_ckpt"), ignore_errors=True)
+        if args.mlm_only:
+            log(f"MLM only: encoder saved in {init_dir}")
+            return
     else:
         torch.manual_seed(args.seed)
         BertModel(cfg).save_pretrained(init_dir)
@@ -330,26 +354,35 @@ def main():
     from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     torch.manual_seed(args.seed)
-    tr = Transformer(init_dir, max_seq_length=args.max_seq_length)
-    model = SentenceTransformer(modules=[tr, Pooling(tr.get_embedding_dimension(), "mean")], device="cpu")
+    if args.start:
+        model = SentenceTransformer(args.start, device="cpu")
+    else:
+        tr = Transformer(init_dir, max_seq_length=args.max_seq_length)
+        model = SentenceTransformer(modules=[tr, Pooling(tr.get_embedding_dimension(), "mean")], device="cpu")
     ev = dev_evaluator()
     summary["dev_init"] = ev(model)["sts-dev_spearman_cosine"]
     log(f"dev spearman before fine-tuning: {summary['dev_init']:.4f}")
 
+    rng = random.Random(args.seed)
+    trip, pairs, counts = mnrl_data(rng, use_extra=not args.no_extra)
+    if args.korsts_mnrl > 0:
+        ks = [(a, b) for a, b, s in korsts("train") if s * 5.0 >= args.korsts_mnrl and a != b]
+        rng.shuffle(ks)
+        pairs += ks; counts["korsts_train_pairs"] = len(ks)
+    mnrl_sets = {
+        "triplets": Dataset.from_dict({"anchor": [t[0] for t in trip], "positive": [t[1] for t in trip],
+                                       "negative": [t[2] for t in trip]}),
+        "pairs": Dataset.from_dict({"anchor": [p[0] for p in pairs], "positive": [p[1] for p in pairs]}),
+    }
     if args.nli_epochs > 0:
-        rng = random.Random(args.seed)
-        trip, pairs, counts = mnrl_data(rng, use_extra=not args.no_extra)
         log(f"MNRL data: {counts}")
         summary["mnrl_counts"] = counts
-        train = DatasetDict({
-            "triplets": Dataset.from_dict({"anchor": [t[0] for t in trip], "positive": [t[1] for t in trip],
-                                           "negative": [t[2] for t in trip]}),
-            "pairs": Dataset.from_dict({"anchor": [p[0] for p in pairs], "positive": [p[1] for p in pairs]}),
-        })
         loss = losses.MultipleNegativesRankingLoss(model)
-        hist, sec = st_train(model, args, train, loss, args.nli_epochs, args.nli_lr, args.nli_batch,
-                             os.path.join(args.work, "nli_ckpt"), ev, multi=True)
+        hist, sec = st_train(model, args, DatasetDict(mnrl_sets), loss, args.nli_epochs, args.nli_lr,
+                             args.nli_batch, os.path.join(args.work, "nli_ckpt"), ev, multi=True)
         summary["nli_dev"] = hist; summary["nli_seconds"] = sec
+        if args.save_nli:
+            model.save(args.save_nli)
 
     if args.sts_epochs > 0:
         sts = korsts("train")
@@ -358,9 +391,14 @@ def main():
         log(f"cosine-loss pairs: {len(sts)}")
         train = Dataset.from_dict({"sentence1": [a for a, _, _ in sts], "sentence2": [b for _, b, _ in sts],
                                    "score": [s for _, _, s in sts]})
-        loss = losses.CosineSimilarityLoss(model)
+        loss = {"cosine": losses.CosineSimilarityLoss, "cosent": losses.CoSENTLoss,
+                "angle": losses.AnglELoss}[args.sts_loss](model)
+        if args.sts_joint:  # one loss per dataset, batches drawn in proportion to each dataset's size
+            train = DatasetDict({"sts": train, **mnrl_sets})
+            mnrl = losses.MultipleNegativesRankingLoss(model)
+            loss = {"sts": loss, "triplets": mnrl, "pairs": mnrl}
         hist, sec = st_train(model, args, train, loss, args.sts_epochs, args.sts_lr, args.sts_batch,
-                             os.path.join(args.work, "sts_ckpt"), ev)
+                             os.path.join(args.work, "sts_ckpt"), ev, multi=args.sts_joint)
         summary["sts_dev"] = hist; summary["sts_seconds"] = sec
 
     summary["dev_final"] = ev(model)["sts-dev_spearman_cosine"]
