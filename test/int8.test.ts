@@ -14,6 +14,10 @@ import * as path from 'path';
 import { spawnSync } from 'child_process';
 
 import { KoBertTransformer } from '../src';
+import { loadBinding } from '../src/binding';
+import { readSafetensors } from '../src/io/safetensors';
+import { encoderTensorSpecs } from '../src/models/hf-transformer';
+import { tinyConfig, tmpDir, writeSyntheticBert } from './helpers/synthetic-bert';
 
 const ROOT = path.resolve(__dirname, '..');
 const TINY = path.join(ROOT, 'test/fixtures/kobert-tiny');
@@ -139,4 +143,24 @@ test('an unknown precision is an error naming the option or the variable', async
   );
   expect(r.status).toBe(3);
   expect(r.stderr).toMatch(/KST_PRECISION: unknown precision 'int4'/);
+});
+
+test('int8 with an inner dimension past the exact int32 range (intermediate_size 66,000) runs fp32 and says why', async () => {
+  // |sum of u8 x s8 over K| <= 255 * 127 * K overflows int32 past K = 66,311: the core must not quantise such a model.
+  const dir = tmpDir('kst-int8-k-');
+  try {
+    const cfg = tinyConfig({ num_hidden_layers: 1, intermediate_size: 66000 });
+    const { weights } = writeSyntheticBert(dir, cfg);
+    const tensors = encoderTensorSpecs(weights, (await readSafetensors(weights)).tensors, cfg);
+    const m = new (loadBinding().Model)({ path: weights, config: cfg, tensors, precision: 'int8' });
+    try {
+      const info = m.info();
+      expect(info.precision).toBe('fp32');
+      expect(info.precisionNote).toMatch(expected === 'int8' ? /int32.*65536.*fp32/ : /VNNI.*fp32/);
+    } finally {
+      m.dispose();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -138,6 +138,14 @@ BertModel::BertModel(const BertConfig& cfg, const WeightsSource& ws, const Optio
     if (prec == "int8" && !int8_)
       precision_note_ = std::string("precision 'int8' needs AVX512-VNNI (avx512 kernels) or AVX-VNNI (avx2 kernels); "
                                     "this CPU / instruction set (") + isaName(isa_) + ") has neither: running fp32";
+    // The int8 GEMMs sum u8 x s8 products over K in int32: |sum| <= 255 * 127 * K, exact only for K <= 66,311.
+    // K is hidden_size or intermediate_size; past the bound run fp32 rather than return wrapped sums.
+    constexpr int kInt8MaxK = 65536;
+    if (int8_ && (cfg_.hidden_size > kInt8MaxK || cfg_.intermediate_size > kInt8MaxK)) {
+      int8_ = false;
+      precision_note_ = "precision 'int8' sums in int32, exact up to K = " + std::to_string(kInt8MaxK) +
+                        "; this model's hidden_size / intermediate_size is larger: running fp32";
+    }
   }
   const int H = cfg_.hidden_size, I = cfg_.intermediate_size;
   const bool distil = cfg_.model_type == ModelType::DistilBert;
