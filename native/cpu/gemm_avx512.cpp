@@ -5,7 +5,9 @@
 // K block starts from the bias, later ones accumulate into y. Work is split over (row block, panel group)
 // tasks. Tails: rows via the kernel's row-count template; a last partial panel runs over the whole K
 // into a stack tile and copies the valid columns out.
-// At small M (≤ 24 rows) K is not blocked: each panel is then one contiguous stream from memory.
+// At small M (≤ 24 rows) K is not blocked: each panel (K × 128 bytes) is read from DRAM once, and the kernel walks
+// it as four concurrent streams (k = i, K/4 + i, K/2 + i, 3K/4 + i) so more cache lines are in flight while it
+// computes (12-token batch-1 forward, 2 threads: 21.1 → 15.5 ms p50).
 // Epilogue: gemm_gelu_avx512 applies GELU (erf or tanh form) to each finished tile while it is still in L1
 // (after the last K block), so the FFN's intermediate activation costs no extra pass over memory.
 // Work split: (row block, panel group) tasks, the group count chosen so the task count is a multiple of the
@@ -25,6 +27,31 @@ constexpr int NR = 32;
 constexpr int MR = 12;
 constexpr int KC = 256;
 
+// One k step of the micro-kernel: c[r] += A[r][k] · B[k][0:NR], with a software prefetch `pf` k steps ahead in
+// the panel (the hardware prefetcher restarts at every 4 KB page; at small M the GEMM streams W from memory and the
+// prefetch keeps the stream going across page boundaries).
+template <int R>
+inline __attribute__((always_inline)) void kstep(const float* A, int lda, const float* B, int k, int pf, __m512* c0,
+                                                 __m512* c1) {
+  _mm_prefetch(reinterpret_cast<const char*>(B + (k + pf) * NR), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(B + (k + pf) * NR + 16), _MM_HINT_T0);
+  const __m512 w0 = _mm512_load_ps(B + k * NR), w1 = _mm512_load_ps(B + k * NR + 16);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m512 a = _mm512_set1_ps(A[r * lda + k]);
+    c0[r] = _mm512_fmadd_ps(a, w0, c0[r]);
+    c1[r] = _mm512_fmadd_ps(a, w1, c1[r]);
+  }
+}
+
+// Long K (≥ kStreamK: the small-M path, where each panel is read from DRAM once): the k loop walks kStreams
+// segments of the panel in turn (k = i, seg + i, 2·seg + i, …; the tail K mod kStreams last, in order). Same
+// accumulators, same products, only the summation order differs. Four concurrent streams keep more cache lines in
+// flight than one: the core computes between loads, so one stream leaves DRAM idle (measured on a synthetic
+// 12-row loop over 340 MB: 8.7 GB/s one stream, 13.0 GB/s four, 1 thread).
+constexpr int kStreams = 4;
+constexpr int kStreamK = 512;
+
 // C[R][NR] = (acc ? C : bias) + A[R][0:K] · B[0:K][NR]
 template <int R>
 void kernel(const float* A, int lda, const float* B, int K, const float* bias, bool acc, float* C, int ldc) {
@@ -43,19 +70,16 @@ void kernel(const float* A, int lda, const float* B, int K, const float* bias, b
       c1[r] = b1;
     }
   }
-  for (int k = 0; k < K; ++k) {
-    // Software prefetch 8 KB ahead in the panel (the hardware prefetcher restarts at every page; at small M
-    // the GEMM streams W from memory and this keeps the stream going across page boundaries).
-    _mm_prefetch(reinterpret_cast<const char*>(B + (k + 64) * NR), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(B + (k + 64) * NR + 16), _MM_HINT_T0);
-    const __m512 w0 = _mm512_load_ps(B + k * NR), w1 = _mm512_load_ps(B + k * NR + 16);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m512 a = _mm512_set1_ps(A[r * lda + k]);
-      c0[r] = _mm512_fmadd_ps(a, w0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(a, w1, c1[r]);
+  int k = 0;
+  if (K >= kStreamK) {
+    const int seg = K / kStreams;
+    for (int i = 0; i < seg; ++i) {
+#pragma GCC unroll 4
+      for (int s = 0; s < kStreams; ++s) kstep<R>(A, lda, B, s * seg + i, 32, c0, c1);
     }
+    k = kStreams * seg;
   }
+  for (; k < K; ++k) kstep<R>(A, lda, B, k, 64, c0, c1);
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     _mm512_storeu_ps(C + r * ldc, c0[r]);
@@ -99,8 +123,8 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   GemmF32Job j;
   gemmF32Operands(j, x, w, bias, y, ep);
   // Small M (batch 1): the whole weight is streamed once and each B element feeds few rows, so the GEMM is
-  // bound by memory; one K block per panel reads each panel as a single contiguous run (one prefetch stream)
-  // instead of K/KC separate 32 KB pieces. The x rows (M × K) stay in L1/L2 either way.
+  // bound by memory; one K block per panel lets the kernel read the panel as kStreams concurrent streams
+  // (K ≥ kStreamK) instead of K/KC separate 32 KB pieces. The x rows (M × K) stay in L1/L2 either way.
   j.kc = M <= 2 * MR ? w.K : KC;
   // Row blocks of at most 192 rows (mc × KC of x stays in L2), balanced so the last is not tiny.
   j.s = gemmSplit(M, w.N, NR, gemmRows(M, 192, MR));
