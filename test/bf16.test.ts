@@ -1,6 +1,6 @@
 /**
  * precision 'bf16' (opt-in, AVX512_BF16; $KST_PRECISION=bf16 until the load option is plumbed through the binding;
- * the comparison runs in a child process, test/bf16-compare.js, on the built dist/):
+ * the comparison runs in a child process, test/precision-compare.js, on the built dist/):
  * every KorSTS-test sentence embedded with bf16 weights has cosine >= 0.999 to the fp32 embedding (issue 5's
  * accuracy bound). On the tiny fixture model always; on the 12 × 768 test/golden/models/kobert-base too when it
  * has been generated (python3 test/golden/make_golden.py --base), on the first 512 sentences.
@@ -39,8 +39,8 @@ function korstsTest(): string[] {
 
 /** fp32 vs bf16 in a child process (jest's process.env is a copy the addon's getenv does not see). */
 function compare(dir: string, n: number): { minCos: number; identical: boolean; n: number } {
-  const r = spawnSync(process.execPath, [path.join(__dirname, 'bf16-compare.js'), dir, String(n)], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`bf16-compare.js failed: ${r.stderr}`);
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'precision-compare.js'), dir, String(n), '--precision', 'bf16', '--env', '--threads', '2'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`precision-compare.js failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() as string);
 }
 

@@ -7,7 +7,7 @@
  * - $KST_PRECISION=int8 selects it as well; where the CPU (or KST_ISA) rules int8 out it falls back to fp32 with
  *   info().precisionNote saying why, and the outputs are then identical to fp32; bad values are errors naming the
  *   option or the variable.
- * The comparisons run in a child process (test/int8-compare.js, on the built dist/).
+ * The comparisons run in a child process (test/precision-compare.js, on the built dist/).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -60,11 +60,11 @@ interface Comparison {
 }
 
 function compare(dir: string, n: number, extra: string[] = [], env: Record<string, string> = {}): Comparison {
-  const r = spawnSync(process.execPath, [path.join(__dirname, 'int8-compare.js'), dir, String(n), ...extra], {
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'precision-compare.js'), dir, String(n), '--precision', 'int8', ...extra], {
     encoding: 'utf8',
     env: { ...process.env, ...env },
   });
-  if (r.status !== 0) throw new Error(`int8-compare.js failed: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`precision-compare.js failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() as string);
 }
 

@@ -1,10 +1,11 @@
-// Helper of int8.test.ts, run as a child process (on the built dist/, with the addon the package would load; jest's
-// process.env is a copy the addon's getenv would not see, and a child keeps the two models' memory out of jest).
-// Usage: node test/int8-compare.js MODEL_DIR N_SENTENCES [--sts] [--env] [--threads N]
-// Embeds the first N KorSTS-test sentences with the model in fp32 and in precision 'int8' (the load option, or
-// $KST_PRECISION=int8 with --env) and prints one JSON line:
+// Helper of bf16.test.ts and int8.test.ts, run as a child process (on the built dist/, with the addon the package
+// would load; jest's process.env is a copy the addon's getenv would not see, and a child keeps the two models' memory
+// out of jest).
+// Usage: node test/precision-compare.js MODEL_DIR N_SENTENCES --precision bf16|int8 [--sts] [--env] [--threads N]
+// Embeds the first N KorSTS-test sentences with the model in fp32 and in the given precision (the load option, or
+// $KST_PRECISION with --env) and prints one JSON line:
 //   {n, precision, precisionNote, minCos, meanCos, worst: {index, text}, identical,
-//    sts?: {fp32: StsResult, int8: StsResult}}
+//    sts?: {fp32: StsResult, <precision>: StsResult}}
 // With --sts, N must cover the whole test file: both models are scored on the 1,379 KorSTS-test pairs by the
 // package's own evaluateSts (fed the embeddings already computed, so each sentence is encoded once per model).
 'use strict';
@@ -46,7 +47,7 @@ function cachedEncoder(sentences, embeddings) {
     async encode(list) {
       return list.map((s) => {
         const e = byText.get(s);
-        if (!e) throw new Error(`int8-compare: sentence not embedded: ${s}`);
+        if (!e) throw new Error(`precision-compare: sentence not embedded: ${s}`);
         return e;
       });
     },
@@ -56,12 +57,15 @@ function cachedEncoder(sentences, embeddings) {
 (async () => {
   const argv = process.argv.slice(2);
   const flag = (name) => argv.includes(name);
-  const ti = argv.indexOf('--threads');
-  const threads = ti >= 0 ? Number(argv[ti + 1]) : 1;
-  const [dir, n] = argv.filter((a, i) => !a.startsWith('--') && !(ti >= 0 && i === ti + 1));
+  const valueOf = (name) => (argv.indexOf(name) >= 0 ? argv[argv.indexOf(name) + 1] : undefined);
+  const threads = Number(valueOf('--threads') ?? 1);
+  const precision = valueOf('--precision');
+  if (precision !== 'bf16' && precision !== 'int8') throw new Error('precision-compare: --precision bf16|int8 is required');
+  const valueAt = new Set(['--threads', '--precision'].map((f) => argv.indexOf(f) + 1).filter((i) => i > 0));
+  const [dir, n] = argv.filter((a, i) => !a.startsWith('--') && !valueAt.has(i));
   const sentences = korstsTest().slice(0, Number(n));
   const a = await load(dir, 'fp32', flag('--env'), threads);
-  const b = await load(dir, 'int8', flag('--env'), threads);
+  const b = await load(dir, precision, flag('--env'), threads);
   const infoOf = (m) => m.modules[0].info();
   const ea = await a.encode(sentences, { batchSize: 32 });
   const eb = await b.encode(sentences, { batchSize: 32 });
@@ -96,7 +100,7 @@ function cachedEncoder(sentences, embeddings) {
     const data = kst.readKorSts(TSV);
     out.sts = {
       fp32: await kst.evaluateSts(cachedEncoder(sentences, ea), data),
-      int8: await kst.evaluateSts(cachedEncoder(sentences, eb), data),
+      [precision]: await kst.evaluateSts(cachedEncoder(sentences, eb), data),
     };
   }
   a.dispose();
