@@ -363,17 +363,19 @@ def main():
     summary["dev_init"] = ev(model)["sts-dev_spearman_cosine"]
     log(f"dev spearman before fine-tuning: {summary['dev_init']:.4f}")
 
-    rng = random.Random(args.seed)
-    trip, pairs, counts = mnrl_data(rng, use_extra=not args.no_extra)
-    if args.korsts_mnrl > 0:
-        ks = [(a, b) for a, b, s in korsts("train") if s * 5.0 >= args.korsts_mnrl and a != b]
-        rng.shuffle(ks)
-        pairs += ks; counts["korsts_train_pairs"] = len(ks)
-    mnrl_sets = {
-        "triplets": Dataset.from_dict({"anchor": [t[0] for t in trip], "positive": [t[1] for t in trip],
-                                       "negative": [t[2] for t in trip]}),
-        "pairs": Dataset.from_dict({"anchor": [p[0] for p in pairs], "positive": [p[1] for p in pairs]}),
-    }
+    mnrl_sets = counts = None
+    if args.nli_epochs > 0 or args.sts_joint:  # the MNRL data, for stage 2 and the multi-task KorSTS stage
+        rng = random.Random(args.seed)
+        trip, pairs, counts = mnrl_data(rng, use_extra=not args.no_extra)
+        if args.korsts_mnrl > 0:
+            ks = [(a, b) for a, b, s in korsts("train") if s * 5.0 >= args.korsts_mnrl and a != b]
+            rng.shuffle(ks)
+            pairs += ks; counts["korsts_train_pairs"] = len(ks)
+        mnrl_sets = {
+            "triplets": Dataset.from_dict({"anchor": [t[0] for t in trip], "positive": [t[1] for t in trip],
+                                           "negative": [t[2] for t in trip]}),
+            "pairs": Dataset.from_dict({"anchor": [p[0] for p in pairs], "positive": [p[1] for p in pairs]}),
+        }
     if args.nli_epochs > 0:
         log(f"MNRL data: {counts}")
         summary["mnrl_counts"] = counts
