@@ -6,9 +6,11 @@
  * has been generated (python3 test/golden/make_golden.py --base), on the first 512 sentences.
  * On CPUs without AVX512_BF16 the request falls back to fp32 and the outputs must then be identical.
  */
-import * as fs from 'fs';
 import * as path from 'path';
+import * as fs from 'fs';
 import { spawnSync } from 'child_process';
+import { readKorSts } from '../src/evaluation';
+import { cpuHas } from './helpers/cpu-flags';
 
 const ROOT = path.resolve(__dirname, '..');
 const DATA = process.env.KO_ST_DATA || path.join(ROOT, '..', 'shared', 'data');
@@ -16,26 +18,7 @@ const TINY = path.join(ROOT, 'test/fixtures/kobert-tiny');
 const BASE = path.join(ROOT, 'test/golden/models/kobert-base');
 const MIN_COS = 0.999;
 
-const hasBf16 = (() => {
-  try {
-    const flags = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m);
-    return !!flags && / avx512_bf16( |$)/.test(flags[1]) && / avx512bw( |$)/.test(flags[1]) && process.env.KST_ISA !== 'avx2' && process.env.KST_ISA !== 'scalar';
-  } catch {
-    return false;
-  }
-})();
-
-function korstsTest(): string[] {
-  const text = fs.readFileSync(path.join(DATA, 'kornlu', 'KorSTS', 'sts-test.tsv'), 'utf8');
-  const out: string[] = [];
-  for (let line of text.split('\n').slice(1)) {
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    if (!line) continue;
-    const f = line.split('\t');
-    out.push(f[5], f[6]);
-  }
-  return out;
-}
+const hasBf16 = cpuHas('avx512_bf16') && cpuHas('avx512bw') && process.env.KST_ISA !== 'avx2' && process.env.KST_ISA !== 'scalar';
 
 /** fp32 vs bf16 in a child process (jest's process.env is a copy the addon's getenv does not see). */
 function compare(dir: string, n: number): { minCos: number; identical: boolean; n: number } {
@@ -44,7 +27,8 @@ function compare(dir: string, n: number): { minCos: number; identical: boolean; 
   return JSON.parse(r.stdout.trim().split('\n').pop() as string);
 }
 
-const sentences = korstsTest();
+const korsts = readKorSts(path.join(DATA, 'kornlu', 'KorSTS', 'sts-test.tsv'));
+const sentences = [...korsts.sentences1, ...korsts.sentences2];
 
 test('KorSTS-test has 2,758 sentences', () => {
   expect(sentences.length).toBe(2758);

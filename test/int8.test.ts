@@ -17,6 +17,7 @@ import { KoBertTransformer } from '../src';
 import { loadBinding } from '../src/binding';
 import { readSafetensors } from '../src/io/safetensors';
 import { encoderTensorSpecs } from '../src/models/hf-transformer';
+import { cpuHas } from './helpers/cpu-flags';
 import { tinyConfig, tmpDir, writeSyntheticBert } from './helpers/synthetic-bert';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -26,21 +27,12 @@ const BASE = path.join(ROOT, 'test/golden/models/kobert-base');
 const MIN_COS = 0.999;
 const MAX_SPEARMAN_DELTA = 0.005;
 
-const cpuFlags = (() => {
-  try {
-    return ` ${(/^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8')) ?? ['', ''])[1]} `;
-  } catch {
-    return '';
-  }
-})();
-const has = (f: string) => cpuFlags.includes(` ${f} `);
-
 /** The precision 'int8' should run in at an instruction-set level (the child's KST_ISA, if any). */
 function expectedPrecision(isaEnv: string | undefined): 'int8' | 'fp32' {
-  const avx512 = has('avx512f') && has('avx512bw') && has('avx512vl') && has('avx512dq');
-  const level = isaEnv === 'scalar' ? 0 : isaEnv === 'avx2' || !avx512 ? (has('avx2') && has('fma') ? 1 : 0) : 2;
-  if (level === 2) return has('avx512_vnni') ? 'int8' : 'fp32';
-  if (level === 1) return has('avx_vnni') ? 'int8' : 'fp32';
+  const avx512 = cpuHas('avx512f') && cpuHas('avx512bw') && cpuHas('avx512vl') && cpuHas('avx512dq');
+  const level = isaEnv === 'scalar' ? 0 : isaEnv === 'avx2' || !avx512 ? (cpuHas('avx2') && cpuHas('fma') ? 1 : 0) : 2;
+  if (level === 2) return cpuHas('avx512_vnni') ? 'int8' : 'fp32';
+  if (level === 1) return cpuHas('avx_vnni') ? 'int8' : 'fp32';
   return 'fp32';
 }
 

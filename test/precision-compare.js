@@ -9,7 +9,6 @@
 // With --sts, N must cover the whole test file: both models are scored on the 1,379 KorSTS-test pairs by the
 // package's own evaluateSts (fed the embeddings already computed, so each sentence is encoded once per model).
 'use strict';
-const fs = require('fs');
 const path = require('path');
 
 const ROOT = path.resolve(__dirname, '..');
@@ -17,16 +16,10 @@ const kst = require(path.join(ROOT, 'dist', 'src', 'index.js'));
 const DATA = process.env.KO_ST_DATA || path.join(ROOT, '..', 'shared', 'data');
 const TSV = path.join(DATA, 'kornlu', 'KorSTS', 'sts-test.tsv');
 
+/** The KorSTS-test sentences in file order, sentence 1 and 2 of each pair (the package's own reader). */
 function korstsTest() {
-  const text = fs.readFileSync(TSV, 'utf8');
-  const out = [];
-  for (let line of text.split('\n').slice(1)) {
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    if (!line) continue;
-    const f = line.split('\t');
-    out.push(f[5], f[6]);
-  }
-  return out;
+  const d = kst.readKorSts(TSV);
+  return d.sentences1.flatMap((s, i) => [s, d.sentences2[i]]);
 }
 
 async function load(dir, precision, viaEnv, threads) {
