@@ -1,20 +1,31 @@
 // GEMM y = x Wᵀ + b (AVX-512). W [N][K] is packed once at load into panels of 32 output columns,
 // k-major: panel p holds W[32p + j][k] at [p][k][j] (zero-padded past N). The 12×32 micro-kernel keeps
-// 24 zmm accumulators and broadcasts x[m][k]. Cache blocking: K in blocks of KC so a panel's KC × 32 slice
-// stays in L1 while every row tile of the row block (mc × KC of x, in L2) streams past it; the first
-// K block starts from the bias, later ones accumulate into y. Work is split over (row block, panel group)
-// tasks. Tails: rows via the kernel's row-count template; a last partial panel runs over the whole K
-// into a stack tile and copies the valid columns out.
-// At small M (≤ 24 rows) K is not blocked: each panel (K × 128 bytes) is read from DRAM once, and the kernel walks
-// it as four concurrent streams (k = i, K/4 + i, K/2 + i, 3K/4 + i) so more cache lines are in flight while it
-// computes (12-token batch-1 forward, 2 threads: 21.1 → 15.5 ms p50).
-// Epilogue: gemm_gelu_avx512 applies GELU (erf or tanh form) to each finished tile while it is still in L1
-// (after the last K block), so the FFN's intermediate activation costs no extra pass over memory.
-// Work split: (row block, panel group) tasks, the group count chosen so the task count is a multiple of the
-// thread count where possible (no thread idles at the end); at batch 1 (one row block) that splits N across
-// the threads. Row tiles inside a block are balanced (16 rows → 8 + 8, not 12 + 4).
-// The driver (blocking, split, tails, epilogue) is gemmF32Task in gemm_driver.h, shared with gemm_avx2.cpp and
-// compiled here with this file's flags; the micro-kernel is this file's.
+// 24 zmm accumulators and broadcasts x[m][k]. Two paths:
+//
+// M > 24 (the packed path, this file's driver, packedTask): x is first packed per row tile (≤ 12 rows) into a
+// contiguous k-major copy (rows floats per k), so the kernel's broadcasts read one sequential stream instead of
+// 12 rows K floats apart (K = 3072: 12 KB apart, every row in the same L1 set; K = 768: 3 KB apart). Packing is its
+// own parallel pass (a 16×16 register transpose per 16 k; ≈ 2–4 % of the GEMM time at 64 tokens) so that every
+// (row block, panel group) task reads the packed copy instead of re-packing it per panel group. K runs in balanced
+// blocks of ≤ KCP = 768: the 12 × kc tile of packed x (≤ 36 KB) stays in L1 while the panel's kc × 32 slice comes
+// from L2, and K = 768 needs no pass that reloads C (KC 256 / 384 / 512 / 1024 / 1536 measured lower or equal
+// within noise). `test_ops --peak-json 2`, GFLOP/s, two runs each, before → after (unpacked, KC 256 → this):
+// 64 × 2304 × 768 283 / 300 → 329 / 314; 128 × 2304 × 768 304 / 315 → 337 / 327; 512 × 3072 × 768 303 / 301 →
+// 326 / 320; the K = 3072 rows (768 × 3072) stayed at 282–315 there, while a bench of the fp32 GEMM alone
+// (alternating old/new, 3 runs) gave M = 64: 281–295 → 325–329, M = 128: 295–301 → 335–350.
+//
+// M ≤ 24 (the small-M path, gemmF32Task in gemm_driver.h, shared with gemm_avx2.cpp and compiled here with this
+// file's flags): x unpacked (M × K stays in L1/L2), K not blocked: each panel (K × 128 bytes) is read from DRAM
+// once, and the kernel walks it as four concurrent streams (k = i, K/4 + i, K/2 + i, 3K/4 + i) so more cache lines
+// are in flight while it computes (12-token batch-1 forward, 2 threads: 21.1 → 15.5 ms p50).
+//
+// Both paths: the first K block starts from the bias, later ones accumulate into y; a last partial panel runs over
+// the whole K into a stack tile and copies the valid columns out. Epilogue: gemm_gelu_avx512 applies GELU (erf or
+// tanh form) to each finished tile while it is still in L1 (after the last K block), so the FFN's intermediate
+// activation costs no extra pass over memory. Work split: (row block, panel group) tasks, the group count chosen
+// so the task count is a multiple of the thread count where possible (no thread idles at the end); at batch 1 (one
+// row block) that splits N across the threads. Row tiles inside a block are balanced (16 rows → 8 + 8, 64 → 5 × 11
+// + 9; on the packed path measured equal to 12 + … + 4 within noise at M = 64 … 512, 2 threads).
 #include "ops.h"
 #include "simd.h"
 
@@ -25,7 +36,7 @@ namespace {
 
 constexpr int NR = 32;
 constexpr int MR = 12;
-constexpr int KC = 256;
+constexpr int KCP = 768;  // the packed path's largest K block
 
 // One k step of the micro-kernel: c[r] += A[r][k] · B[k][0:NR], with a software prefetch `pf` k steps ahead in
 // the panel (the hardware prefetcher restarts at every 4 KB page; at small M the GEMM streams W from memory and the
@@ -107,6 +118,174 @@ void runKernel(int rows, const float* A, int lda, const float* B, int K, const f
 
 #include "gemm_driver.h"
 
+// ---- The packed path (M > 24) ---------------------------------------------------------------------------------
+// C[R][NR] = (acc ? C : bias) + A[0:K][R] · B[0:K][NR], A a packed row tile (R floats per k). The software prefetch
+// 16 k steps (2 KB) ahead keeps the panel slice coming from L2 (8 to 64 measured equal within noise; 16 kept).
+template <int R>
+void kernelP(const float* A, const float* B, int K, const float* bias, bool acc, float* C, int ldc) {
+  __m512 c0[R], c1[R];
+  if (acc) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      c0[r] = _mm512_loadu_ps(C + r * ldc);
+      c1[r] = _mm512_loadu_ps(C + r * ldc + 16);
+    }
+  } else {
+    const __m512 b0 = _mm512_loadu_ps(bias), b1 = _mm512_loadu_ps(bias + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      c0[r] = b0;
+      c1[r] = b1;
+    }
+  }
+#pragma GCC unroll 2
+  for (int k = 0; k < K; ++k) {
+    _mm_prefetch(reinterpret_cast<const char*>(B + (k + 16) * NR), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(B + (k + 16) * NR + 16), _MM_HINT_T0);
+    const __m512 w0 = _mm512_load_ps(B + k * NR), w1 = _mm512_load_ps(B + k * NR + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 a = _mm512_set1_ps(A[k * R + r]);
+      c0[r] = _mm512_fmadd_ps(a, w0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(a, w1, c1[r]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    _mm512_storeu_ps(C + r * ldc, c0[r]);
+    _mm512_storeu_ps(C + r * ldc + 16, c1[r]);
+  }
+}
+
+void runKernelP(int rows, const float* A, const float* B, int K, const float* bias, bool acc, float* C, int ldc) {
+  switch (rows) {
+    case 12: kernelP<12>(A, B, K, bias, acc, C, ldc); break;
+    case 11: kernelP<11>(A, B, K, bias, acc, C, ldc); break;
+    case 10: kernelP<10>(A, B, K, bias, acc, C, ldc); break;
+    case 9: kernelP<9>(A, B, K, bias, acc, C, ldc); break;
+    case 8: kernelP<8>(A, B, K, bias, acc, C, ldc); break;
+    case 7: kernelP<7>(A, B, K, bias, acc, C, ldc); break;
+    case 6: kernelP<6>(A, B, K, bias, acc, C, ldc); break;
+    case 5: kernelP<5>(A, B, K, bias, acc, C, ldc); break;
+    case 4: kernelP<4>(A, B, K, bias, acc, C, ldc); break;
+    case 3: kernelP<3>(A, B, K, bias, acc, C, ldc); break;
+    case 2: kernelP<2>(A, B, K, bias, acc, C, ldc); break;
+    default: kernelP<1>(A, B, K, bias, acc, C, ldc); break;
+  }
+}
+
+// The job: the fp32 driver's job plus the packed copy of x. Row tile i of row block mb covers rows
+// [m, m + rows), m = mb·mc + i·tr, rows = min(tr, end of the block − m), and is stored at xp + m·K as [K][rows].
+struct PackedJob {
+  GemmF32Job j;
+  float* xp;
+  int tr;  // rows per tile: gemmTileRows(mc, MR) for every row block (a last, shorter block ends in a shorter tile)
+  int tiles_per_block;
+};
+
+// 16 × 16 transpose in registers: r[i][j] → r[j][i].
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 4; ++g) {
+    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    const __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+    r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
+    r[4 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
+  }
+}
+
+// One row tile of x (rows ≤ MR, row stride K) → dst[k][rows], 16 k at a time through a register transpose.
+void packTile(const float* src, int rows, int K, float* dst) {
+  const __mmask16 rmask = static_cast<__mmask16>((1u << rows) - 1);
+  for (int k = 0; k < K; k += 16) {
+    const int n = imin(16, K - k);
+    const __mmask16 kmask = static_cast<__mmask16>((1u << n) - 1);
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < rows ? _mm512_maskz_loadu_ps(kmask, src + static_cast<size_t>(i) * K + k) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int i = 0; i < n; ++i) _mm512_mask_storeu_ps(dst + static_cast<size_t>(k + i) * rows, rmask, r[i]);
+  }
+}
+
+// Packs row tiles [begin, end) (numbered over all row blocks, tiles_per_block each).
+void packTask(void* ctx, int64_t begin, int64_t end, int) {
+  const PackedJob& pj = *static_cast<const PackedJob*>(ctx);
+  const GemmF32Job& j = pj.j;
+  for (int64_t t = begin; t < end; ++t) {
+    const int mb = static_cast<int>(t / pj.tiles_per_block), ti = static_cast<int>(t % pj.tiles_per_block);
+    const int m0 = mb * j.s.mc, m1 = imin(j.s.M, m0 + j.s.mc);
+    const int m = m0 + ti * pj.tr;
+    if (m >= m1) continue;
+    packTile(j.x + static_cast<size_t>(m) * j.K, imin(pj.tr, m1 - m), j.K, pj.xp + static_cast<size_t>(m) * j.K);
+  }
+}
+
+// gemmF32Task's loops (K blocks, then panels, then row tiles; partial last panel over the whole K into a stack
+// tile) with the packed tiles as A.
+void packedTask(void* ctx, int64_t begin, int64_t end, int) {
+  const PackedJob& pj = *static_cast<const PackedJob*>(ctx);
+  const GemmF32Job& j = pj.j;
+  alignas(64) float bias[NR];
+  alignas(64) float tile[MR * NR];
+  const int tr = pj.tr;
+  for (int64_t t = begin; t < end; ++t) {
+    const GemmBlock b = gemmBlock(j.s, t);
+    const int m0 = b.m0, m1 = b.m1, p0 = b.p0, p1 = b.p1;
+    const int pf = imin(p1, j.s.full_panels);  // full panels of this group: [p0, pf)
+    for (int k0 = 0; k0 < j.K; k0 += j.kc) {
+      const int kc = imin(j.kc, j.K - k0);
+      const bool last = k0 + kc >= j.K;
+      for (int p = p0; p < pf; ++p) {
+        const float* B = j.packed + (static_cast<size_t>(p) * j.K + k0) * NR;
+        const int n0 = p * NR;
+        const float* bp = bias;
+        if (k0 == 0) {
+          if (j.bias) {
+            bp = j.bias + n0;
+          } else {
+            for (int c = 0; c < NR; ++c) bias[c] = 0.f;
+          }
+        }
+        for (int m = m0; m < m1; m += tr) {
+          const int rows = imin(tr, m1 - m);
+          float* C = j.y + static_cast<size_t>(m) * j.N + n0;
+          runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows, B, kc, bp, k0 > 0, C,
+                     j.N);
+          if (last && j.ep) gemmGeluEpilogue32(j.ep, C, rows, j.N);
+        }
+      }
+    }
+    for (int p = pf; p < p1; ++p) {  // the last, partial panel
+      const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
+      const int n0 = p * NR, cols = j.N - n0;
+      for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
+      for (int m = m0; m < m1; m += tr) {
+        const int rows = imin(tr, m1 - m);
+        runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K, B, j.K, bias, false, tile, NR);
+        if (j.ep) gemmGeluEpilogue32(j.ep, tile, rows, NR);
+        for (int r = 0; r < rows; ++r)
+          for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void pack_avx512(PackedWeight& w) { gemmPackPanels<NR>(w); }
@@ -122,14 +301,28 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   if (M <= 0 || w.N <= 0) return;
   GemmF32Job j;
   gemmF32Operands(j, x, w, bias, y, ep);
-  // Small M (batch 1): the whole weight is streamed once and each B element feeds few rows, so the GEMM is
-  // bound by memory; one K block per panel lets the kernel read the panel as kStreams concurrent streams
-  // (K ≥ kStreamK) instead of K/KC separate 32 KB pieces. The x rows (M × K) stay in L1/L2 either way.
-  j.kc = M <= 2 * MR ? w.K : KC;
-  // Row blocks of at most 192 rows (mc × KC of x stays in L2), balanced so the last is not tiny.
+  // Row blocks of at most 192 rows (mc × kc of packed x stays in L2), balanced so the last is not tiny.
   j.s = gemmSplit(M, w.N, NR, gemmRows(M, 192, MR));
   gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, j.s.mblocks, poolThreads(pool)));
-  parallelRun(pool, j.s.tasks(), 1, gemmF32Task<NR, MR, true, runKernel, gemmGeluEpilogue32>, &j);
+  if (M <= 2 * MR) {
+    // Small M (batch 1): the whole weight is streamed once and each B element feeds few rows, so the GEMM is
+    // bound by memory; one K block per panel lets the kernel read the panel as kStreams concurrent streams
+    // (K ≥ kStreamK). The x rows (M × K) stay in L1/L2, so packing them would buy nothing here.
+    j.kc = w.K;
+    parallelRun(pool, j.s.tasks(), 1, gemmF32Task<NR, MR, true, runKernel, gemmGeluEpilogue32>, &j);
+    return;
+  }
+  const int kblocks = (w.K + KCP - 1) / KCP;
+  j.kc = (w.K + kblocks - 1) / kblocks;  // balanced: K = 769 → 385 + 384, not 768 + 1
+  PackedJob pj;
+  pj.j = j;
+  pj.tr = gemmTileRows(j.s.mc, MR);
+  pj.tiles_per_block = (j.s.mc + pj.tr - 1) / pj.tr;
+  AlignedBuffer xp;  // M × K floats; same size call after call, so malloc hands back the same block
+  xp.resize(static_cast<size_t>(M) * w.K);
+  pj.xp = xp.data();
+  parallelRun(pool, static_cast<int64_t>(j.s.mblocks) * pj.tiles_per_block, 1, packTask, &pj);
+  parallelRun(pool, j.s.tasks(), 1, packedTask, &pj);
 }
 }  // namespace
 
