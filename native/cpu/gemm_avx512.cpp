@@ -21,8 +21,8 @@
 //
 // Both paths: the first K block starts from the bias, later ones accumulate into y; a last partial panel runs over
 // the whole K into a stack tile and copies the valid columns out. Epilogue: gemm_gelu_avx512 applies GELU (erf or
-// tanh form) to each finished tile while it is still in L1 (after the last K block), so the FFN's intermediate
-// activation costs no extra pass over memory. Work split: (row block, panel group) tasks, the group count chosen
+// tanh form) to each finished tile (after the last K block), so the FFN's intermediate activation costs no extra
+// pass over memory: in registers before the store on the packed path, on the tile just stored on the small-M path. Work split: (row block, panel group) tasks, the group count chosen
 // so the task count is a multiple of the thread count where possible (no thread idles at the end); at batch 1 (one
 // row block) that splits N across the threads. Row tiles inside a block are balanced (16 rows → 8 + 8, 64 → 5 × 11
 // + 9; on the packed path measured equal to 12 + … + 4 within noise at M = 64 … 512, 2 threads).
@@ -119,10 +119,14 @@ void runKernel(int rows, const float* A, int lda, const float* B, int K, const f
 #include "gemm_driver.h"
 
 // ---- The packed path (M > 24) ---------------------------------------------------------------------------------
-// C[R][NR] = (acc ? C : bias) + A[0:K][R] · B[0:K][NR], A a packed row tile (R floats per k). The software prefetch
-// 16 k steps (2 KB) ahead keeps the panel slice coming from L2 (8 to 64 measured equal within noise; 16 kept).
+// C[R][NR] = ep((acc ? C : bias) + A[0:K][R] · B[0:K][NR]), A a packed row tile (R floats per k), ep 0 none, 1 GELU
+// erf, 2 GELU tanh (the caller passes it with the last K block). The software prefetch 16 k steps (2 KB) ahead
+// keeps the panel slice coming from L2 (8 to 64 measured equal within noise; 16 kept).
+// GELU is applied in registers before the store: reloading the tile just stored (rows N floats apart; N = 3072 is
+// 12 KB, so every row aliases the previous row's store in its low 12 address bits) stalled on those stores: the
+// reload was 40 % of the driver's own time in a perf profile of the 8 × 128-token forward.
 template <int R>
-void kernelP(const float* A, const float* B, int K, const float* bias, bool acc, float* C, int ldc) {
+void kernelP(const float* A, const float* B, int K, const float* bias, bool acc, int ep, float* C, int ldc) {
   __m512 c0[R], c1[R];
   if (acc) {
 #pragma GCC unroll 16
@@ -150,6 +154,19 @@ void kernelP(const float* A, const float* B, int K, const float* bias, bool acc,
       c1[r] = _mm512_fmadd_ps(a, w1, c1[r]);
     }
   }
+  if (ep == 1) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      c0[r] = gelu_erf16(c0[r]);
+      c1[r] = gelu_erf16(c1[r]);
+    }
+  } else if (ep == 2) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      c0[r] = gelu_tanh16(c0[r]);
+      c1[r] = gelu_tanh16(c1[r]);
+    }
+  }
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     _mm512_storeu_ps(C + r * ldc, c0[r]);
@@ -157,20 +174,21 @@ void kernelP(const float* A, const float* B, int K, const float* bias, bool acc,
   }
 }
 
-void runKernelP(int rows, const float* A, const float* B, int K, const float* bias, bool acc, float* C, int ldc) {
+void runKernelP(int rows, const float* A, const float* B, int K, const float* bias, bool acc, int ep, float* C,
+                int ldc) {
   switch (rows) {
-    case 12: kernelP<12>(A, B, K, bias, acc, C, ldc); break;
-    case 11: kernelP<11>(A, B, K, bias, acc, C, ldc); break;
-    case 10: kernelP<10>(A, B, K, bias, acc, C, ldc); break;
-    case 9: kernelP<9>(A, B, K, bias, acc, C, ldc); break;
-    case 8: kernelP<8>(A, B, K, bias, acc, C, ldc); break;
-    case 7: kernelP<7>(A, B, K, bias, acc, C, ldc); break;
-    case 6: kernelP<6>(A, B, K, bias, acc, C, ldc); break;
-    case 5: kernelP<5>(A, B, K, bias, acc, C, ldc); break;
-    case 4: kernelP<4>(A, B, K, bias, acc, C, ldc); break;
-    case 3: kernelP<3>(A, B, K, bias, acc, C, ldc); break;
-    case 2: kernelP<2>(A, B, K, bias, acc, C, ldc); break;
-    default: kernelP<1>(A, B, K, bias, acc, C, ldc); break;
+    case 12: kernelP<12>(A, B, K, bias, acc, ep, C, ldc); break;
+    case 11: kernelP<11>(A, B, K, bias, acc, ep, C, ldc); break;
+    case 10: kernelP<10>(A, B, K, bias, acc, ep, C, ldc); break;
+    case 9: kernelP<9>(A, B, K, bias, acc, ep, C, ldc); break;
+    case 8: kernelP<8>(A, B, K, bias, acc, ep, C, ldc); break;
+    case 7: kernelP<7>(A, B, K, bias, acc, ep, C, ldc); break;
+    case 6: kernelP<6>(A, B, K, bias, acc, ep, C, ldc); break;
+    case 5: kernelP<5>(A, B, K, bias, acc, ep, C, ldc); break;
+    case 4: kernelP<4>(A, B, K, bias, acc, ep, C, ldc); break;
+    case 3: kernelP<3>(A, B, K, bias, acc, ep, C, ldc); break;
+    case 2: kernelP<2>(A, B, K, bias, acc, ep, C, ldc); break;
+    default: kernelP<1>(A, B, K, bias, acc, ep, C, ldc); break;
   }
 }
 
@@ -265,9 +283,8 @@ void packedTask(void* ctx, int64_t begin, int64_t end, int) {
         for (int m = m0; m < m1; m += tr) {
           const int rows = imin(tr, m1 - m);
           float* C = j.y + static_cast<size_t>(m) * j.N + n0;
-          runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows, B, kc, bp, k0 > 0, C,
-                     j.N);
-          if (last && j.ep) gemmGeluEpilogue32(j.ep, C, rows, j.N);
+          runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows, B, kc, bp, k0 > 0,
+                     last ? j.ep : 0, C, j.N);
         }
       }
     }
@@ -277,8 +294,7 @@ void packedTask(void* ctx, int64_t begin, int64_t end, int) {
       for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
       for (int m = m0; m < m1; m += tr) {
         const int rows = imin(tr, m1 - m);
-        runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K, B, j.K, bias, false, tile, NR);
-        if (j.ep) gemmGeluEpilogue32(j.ep, tile, rows, NR);
+        runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K, B, j.K, bias, false, j.ep, tile, NR);
         for (int r = 0; r < rows; ++r)
           for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
       }
