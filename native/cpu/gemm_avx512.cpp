@@ -24,8 +24,8 @@
 // tanh form) to each finished tile (after the last K block), so the FFN's intermediate activation costs no extra
 // pass over memory: in registers before the store on the packed path, on the tile just stored on the small-M path. Work split: (row block, panel group) tasks, the group count chosen
 // so the task count is a multiple of the thread count where possible (no thread idles at the end); at batch 1 (one
-// row block) that splits N across the threads. Row tiles inside a block are balanced (16 rows → 8 + 8, 64 → 5 × 11
-// + 9; on the packed path measured equal to 12 + … + 4 within noise at M = 64 … 512, 2 threads).
+// row block) that splits N across the threads. Row tiles inside a block are balanced from the block's own row count
+// (16 rows → 8 + 8, 64 → 5 × 11 + 9; on the packed path 5 × 12 + 4 measured equal within noise at M = 64).
 #include "ops.h"
 #include "simd.h"
 
@@ -192,12 +192,12 @@ void runKernelP(int rows, const float* A, const float* B, int K, const float* bi
   }
 }
 
-// The job: the fp32 driver's job plus the packed copy of x. Row tile i of row block mb covers rows
-// [m, m + rows), m = mb·mc + i·tr, rows = min(tr, end of the block − m), and is stored at xp + m·K as [K][rows].
+// The job: the fp32 driver's job plus the packed copy of x. Row tile i of row block [m0, m1) covers rows
+// [m, m + rows), m = m0 + i·tr, tr = gemmTileRows(m1 − m0, MR), rows = min(tr, m1 − m), and is stored at
+// xp + m·K as [K][rows]. A block has at most tiles_per_block = ceil(mc / MR) tiles.
 struct PackedJob {
   GemmF32Job j;
   float* xp;
-  int tr;  // rows per tile: gemmTileRows(mc, MR) for every row block (a last, shorter block ends in a shorter tile)
   int tiles_per_block;
 };
 
@@ -248,9 +248,9 @@ void packTask(void* ctx, int64_t begin, int64_t end, int) {
   for (int64_t t = begin; t < end; ++t) {
     const int mb = static_cast<int>(t / pj.tiles_per_block), ti = static_cast<int>(t % pj.tiles_per_block);
     const int m0 = mb * j.s.mc, m1 = imin(j.s.M, m0 + j.s.mc);
-    const int m = m0 + ti * pj.tr;
+    const int tr = gemmTileRows(m1 - m0, MR), m = m0 + ti * tr;
     if (m >= m1) continue;
-    packTile(j.x + static_cast<size_t>(m) * j.K, imin(pj.tr, m1 - m), j.K, pj.xp + static_cast<size_t>(m) * j.K);
+    packTile(j.x + static_cast<size_t>(m) * j.K, imin(tr, m1 - m), j.K, pj.xp + static_cast<size_t>(m) * j.K);
   }
 }
 
@@ -261,11 +261,11 @@ void packedTask(void* ctx, int64_t begin, int64_t end, int) {
   const GemmF32Job& j = pj.j;
   alignas(64) float bias[NR];
   alignas(64) float tile[MR * NR];
-  const int tr = pj.tr;
   for (int64_t t = begin; t < end; ++t) {
     const GemmBlock b = gemmBlock(j.s, t);
     const int m0 = b.m0, m1 = b.m1, p0 = b.p0, p1 = b.p1;
     const int pf = imin(p1, j.s.full_panels);  // full panels of this group: [p0, pf)
+    const int tr = gemmTileRows(m1 - m0, MR);
     for (int k0 = 0; k0 < j.K; k0 += j.kc) {
       const int kc = imin(j.kc, j.K - k0);
       const bool last = k0 + kc >= j.K;
@@ -332,8 +332,7 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   j.kc = (w.K + kblocks - 1) / kblocks;  // balanced: K = 769 → 385 + 384, not 768 + 1
   PackedJob pj;
   pj.j = j;
-  pj.tr = gemmTileRows(j.s.mc, MR);
-  pj.tiles_per_block = (j.s.mc + pj.tr - 1) / pj.tr;
+  pj.tiles_per_block = (j.s.mc + MR - 1) / MR;
   AlignedBuffer xp;  // M × K floats; same size call after call, so malloc hands back the same block
   xp.resize(static_cast<size_t>(M) * w.K);
   pj.xp = xp.data();
