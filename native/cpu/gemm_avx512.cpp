@@ -5,11 +5,11 @@
 // M > 24 (the packed path, this file's driver, packedTask): x is first packed per row tile (≤ 12 rows) into a
 // contiguous k-major copy (rows floats per k), so the kernel's broadcasts read one sequential stream instead of
 // 12 rows K floats apart (K = 3072: 12 KB apart, every row in the same L1 set; K = 768: 3 KB apart). Packing is its
-// own parallel pass (a 16×16 register transpose per 16 k; ≈ 2–4 % of the GEMM time at 64 tokens) so that every
-// (row block, panel group) task reads the packed copy instead of re-packing it per panel group. K runs in balanced
-// blocks of ≤ KCP = 768: the 12 × kc tile of packed x (≤ 36 KB) stays in L1 while the panel's kc × 32 slice comes
-// from L2, and K = 768 needs no pass that reloads C (KC 256 / 384 / 512 / 1024 / 1536 measured lower or equal
-// within noise). `test_ops --peak-json 2`, GFLOP/s, two runs each, before → after (unpacked, KC 256 → this):
+// own parallel pass (a 16×16 register transpose per 16 k; 2–3 % of a 64- or 1024-token forward pass in perf) so
+// that every (row block, panel group) task reads the packed copy instead of re-packing it per panel group. K runs in
+// balanced blocks of ≤ KCP = 768: the 12 × kc tile of packed x (≤ 36 KB) stays in L1 while the panel's kc × 32
+// slice comes from L2, and K = 768 needs no pass that reloads C (KC 256 / 384 / 512 / 1024 / 1536 measured lower
+// or equal within noise). `test_ops --peak-json 2`, GFLOP/s, two runs each, before → after (unpacked, KC 256 → this):
 // 64 × 2304 × 768 283 / 300 → 329 / 314; 128 × 2304 × 768 304 / 315 → 337 / 327; 512 × 3072 × 768 303 / 301 →
 // 326 / 320; the K = 3072 rows (768 × 3072) stayed at 282–315 there, while a bench of the fp32 GEMM alone
 // (alternating old/new, 3 runs) gave M = 64: 281–295 → 325–329, M = 128: 295–301 → 335–350.
@@ -22,10 +22,11 @@
 // Both paths: the first K block starts from the bias, later ones accumulate into y; a last partial panel runs over
 // the whole K into a stack tile and copies the valid columns out. Epilogue: gemm_gelu_avx512 applies GELU (erf or
 // tanh form) to each finished tile (after the last K block), so the FFN's intermediate activation costs no extra
-// pass over memory: in registers before the store on the packed path, on the tile just stored on the small-M path. Work split: (row block, panel group) tasks, the group count chosen
-// so the task count is a multiple of the thread count where possible (no thread idles at the end); at batch 1 (one
-// row block) that splits N across the threads. Row tiles inside a block are balanced from the block's own row count
-// (16 rows → 8 + 8, 64 → 5 × 11 + 9; on the packed path 5 × 12 + 4 measured equal within noise at M = 64).
+// pass over memory: in registers before the store on the packed path, on the tile just stored on the small-M path.
+// Work split: (row block, panel group) tasks, the group count chosen so the task count is a multiple of the thread
+// count where possible (no thread idles at the end); at batch 1 (one row block) that splits N across the threads.
+// Row tiles inside a block are balanced from the block's own row count (16 rows → 8 + 8, 64 → 5 × 11 + 9; on the
+// packed path 5 × 12 + 4 measured equal within noise at M = 64).
 #include "ops.h"
 #include "simd.h"
 
@@ -343,7 +344,11 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   PackedJob pj;
   pj.j = j;
   pj.tiles_per_block = (j.s.mc + MR - 1) / MR;
-  AlignedBuffer xp;  // M × K floats; same size call after call, so malloc hands back the same block
+  // M × K floats, this call's own. Above glibc's mmap threshold that is fresh pages on every call (8 × 128 tokens:
+  // ~9,800 page faults per forward pass); a scratch kept by the model removed them but saved no measurable time
+  // (sys 0.30 → 0.27 s over 10 forward passes, wall time equal within noise) and would hold up to 50 MB (4096
+  // tokens × 3072), so it is not done.
+  AlignedBuffer xp;
   xp.resize(static_cast<size_t>(M) * w.K);
   pj.xp = xp.data();
   parallelRun(pool, static_cast<int64_t>(j.s.mblocks) * pj.tiles_per_block, 1, packTask, &pj);
