@@ -122,15 +122,16 @@ void runKernel(int rows, const float* A, int lda, const float* B, int K, const f
 // ---- The packed path (M > 24) ---------------------------------------------------------------------------------
 // C[R][NR] = ep((acc ? C : bias) + A[0:K][R] · B[0:K][NR]), A a packed row tile (R floats per k), ep 0 none, 1 GELU
 // erf, 2 GELU tanh (the caller passes it with the last K block). The software prefetch 16 k steps (2 KB) ahead
-// keeps the panel slice coming from L2 (8 to 64 measured equal within noise; 16 kept). `next` + 16k is prefetched
-// into L2 as well, one line per k step: the caller points it at the slice it reads next, so that slice's trip from
-// DRAM (in a forward pass every weight is read from memory once per GEMM) overlaps this one's compute.
+// keeps the panel slice coming from L2 (8 to 64 measured equal within noise; 16 kept). `next` + 16k (k < npf) is
+// prefetched into L2 as well, one line per k step: the caller points it at its share of the slice it reads next,
+// so that slice's trip from DRAM (in a forward pass every weight is read from memory once per GEMM) overlaps this
+// one's compute.
 // GELU is applied in registers before the store: reloading the tile just stored (rows N floats apart; N = 3072 is
 // 12 KB, so every row aliases the previous row's store in its low 12 address bits) stalled on those stores: the
 // reload was 40 % of the driver's own time in a perf profile of the 8 × 128-token forward.
 template <int R>
 void kernelP(const float* A, const float* B, int K, const float* bias, bool acc, int ep, float* C, int ldc,
-             const float* next) {
+             const float* next, int npf) {
   __m512 c0[R], c1[R];
   if (acc) {
 #pragma GCC unroll 16
@@ -150,7 +151,7 @@ void kernelP(const float* A, const float* B, int K, const float* bias, bool acc,
   for (int k = 0; k < K; ++k) {
     _mm_prefetch(reinterpret_cast<const char*>(B + (k + 16) * NR), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(B + (k + 16) * NR + 16), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(next + k * 16), _MM_HINT_T1);
+    if (k < npf) _mm_prefetch(reinterpret_cast<const char*>(next + k * 16), _MM_HINT_T1);
     const __m512 w0 = _mm512_load_ps(B + k * NR), w1 = _mm512_load_ps(B + k * NR + 16);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -180,20 +181,20 @@ void kernelP(const float* A, const float* B, int K, const float* bias, bool acc,
 }
 
 void runKernelP(int rows, const float* A, const float* B, int K, const float* bias, bool acc, int ep, float* C,
-                int ldc, const float* next) {
+                int ldc, const float* next, int npf) {
   switch (rows) {
-    case 12: kernelP<12>(A, B, K, bias, acc, ep, C, ldc, next); break;
-    case 11: kernelP<11>(A, B, K, bias, acc, ep, C, ldc, next); break;
-    case 10: kernelP<10>(A, B, K, bias, acc, ep, C, ldc, next); break;
-    case 9: kernelP<9>(A, B, K, bias, acc, ep, C, ldc, next); break;
-    case 8: kernelP<8>(A, B, K, bias, acc, ep, C, ldc, next); break;
-    case 7: kernelP<7>(A, B, K, bias, acc, ep, C, ldc, next); break;
-    case 6: kernelP<6>(A, B, K, bias, acc, ep, C, ldc, next); break;
-    case 5: kernelP<5>(A, B, K, bias, acc, ep, C, ldc, next); break;
-    case 4: kernelP<4>(A, B, K, bias, acc, ep, C, ldc, next); break;
-    case 3: kernelP<3>(A, B, K, bias, acc, ep, C, ldc, next); break;
-    case 2: kernelP<2>(A, B, K, bias, acc, ep, C, ldc, next); break;
-    default: kernelP<1>(A, B, K, bias, acc, ep, C, ldc, next); break;
+    case 12: kernelP<12>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 11: kernelP<11>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 10: kernelP<10>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 9: kernelP<9>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 8: kernelP<8>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 7: kernelP<7>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 6: kernelP<6>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 5: kernelP<5>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 4: kernelP<4>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 3: kernelP<3>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 2: kernelP<2>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    default: kernelP<1>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
   }
 }
 
@@ -286,16 +287,19 @@ void packedTask(void* ctx, int64_t begin, int64_t end, int) {
           }
         }
         // The next slice this task reads ((p + 1, k0), else (p0, next K block)) is brought into L2 while this one
-        // is used: one line per k step, so the first two tiles cover its 2·kc lines.
+        // is used: its 2·kc lines spread evenly over this slice's row tiles, one line per k step from each tile's
+        // start (1 x 64-token forward, 2 threads, 3 alternating runs: 49.0 / 49.0 / 51.9 ms with all of it in the
+        // first two tiles → 48.4 / 45.4 / 47.3 ms; over the first half of the tiles: in between).
         const float* next = p + 1 < pf ? B + static_cast<size_t>(j.K) * NR
                             : k0 + kc < j.K ? j.packed + (static_cast<size_t>(p0) * j.K + k0 + kc) * NR
                                             : nullptr;
+        const int ntiles = (m1 - m0 + tr - 1) / tr, lp = (2 * kc + ntiles - 1) / ntiles;
         for (int m = m0, ti = 0; m < m1; m += tr, ++ti) {
           const int rows = imin(tr, m1 - m);
           float* C = j.y + static_cast<size_t>(m) * j.N + n0;
-          const float* pn = next && ti < 2 ? next + static_cast<size_t>(ti) * kc * 16 : B;
+          const float* pn = next ? next + static_cast<size_t>(ti) * lp * 16 : B;
           runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows, B, kc, bp, k0 > 0,
-                     last ? j.ep : 0, C, j.N, pn);
+                     last ? j.ep : 0, C, j.N, pn, next ? lp : 0);
         }
       }
     }
@@ -305,7 +309,7 @@ void packedTask(void* ctx, int64_t begin, int64_t end, int) {
       for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
       for (int m = m0; m < m1; m += tr) {
         const int rows = imin(tr, m1 - m);
-        runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K, B, j.K, bias, false, j.ep, tile, NR, B);
+        runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K, B, j.K, bias, false, j.ep, tile, NR, B, 0);
         for (int r = 0; r < rows; ++r)
           for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
       }
