@@ -9,10 +9,11 @@
 // that every (row block, panel group) task reads the packed copy instead of re-packing it per panel group. K runs in
 // balanced blocks of ≤ KCP = 768: the 12 × kc tile of packed x (≤ 36 KB) stays in L1 while the panel's kc × 32
 // slice comes from L2, and K = 768 needs no pass that reloads C (KC 256 / 384 / 512 / 1024 / 1536 measured lower
-// or equal within noise). `test_ops --peak-json 2`, GFLOP/s, two runs each, before → after (unpacked, KC 256 → this):
-// 64 × 2304 × 768 283 / 300 → 329 / 314; 128 × 2304 × 768 304 / 315 → 337 / 327; 512 × 3072 × 768 303 / 301 →
-// 326 / 320; the K = 3072 rows (768 × 3072) stayed at 282–315 there, while a bench of the fp32 GEMM alone
-// (alternating old/new, 3 runs) gave M = 64: 281–295 → 325–329, M = 128: 295–301 → 335–350.
+// or equal within noise). `test_ops --peak-json 2` (FMA peak ≈ 445 GFLOP/s), GFLOP/s, before (unpacked, KC 256)
+// → after (this path, with the prefetch and epilogue below), 2–3 runs each: 64 × 2304 × 768 283 / 300 → 339 / 365
+// / 351; 128 × 3072 × 768 313 / 305 → 367 / 377 / 358; 512 × 2304 × 768 294 / 296 → 345 / 349 / 349; the K = 3072
+// rows gain least: 64 × 768 × 3072 306 / 315 → 326 / 345 / 323, 128 × 768 × 3072 284 / 282 → 311 / 316 / 321
+// (≈ 71–77 % of peak; still below 80 %).
 //
 // M ≤ 24 (the small-M path, gemmF32Task in gemm_driver.h, shared with gemm_avx2.cpp and compiled here with this
 // file's flags): x unpacked (M × K stays in L1/L2), K not blocked: each panel (K × 128 bytes) is read from DRAM
