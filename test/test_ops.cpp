@@ -1211,12 +1211,21 @@ int main(int argc, char** argv) {
     testGemm(isa, 16, 2304, 768, &pool2, true);
     testGemm(isa, 13, 72 * 32 + 5, 40, &pool2, true);
     testGemm(isa, 200, 70 * 32, 33, &pool2, true);
+    // The AVX-512 packed-x path (M > 24): row tiles of 9 + 9 + 7 and K in balanced blocks (1543 → 515 + 515 + 513,
+    // not a multiple of 16: the pack's masked tail); two row blocks (108 + 89 rows: a short last tile of 5) with
+    // K = 800 → 400 + 400; N tails (33, 100, 2309) on the partial-panel path, which runs the whole K.
+    for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) {
+      testGemm(isa, 25, 33, 1543, p, true);
+      testGemm(isa, 197, 100, 800, p, true);
+    }
+    testGemm(isa, 61, 72 * 32 + 5, 769, &pool2, false);
     for (Activation act : {Activation::Gelu, Activation::GeluNew}) {
       const int gs[][3] = {{1, 1, 1}, {1, 7, 17}, {7, 33, 100}, {16, 3072, 64}, {13, 100, 300}, {200, 45, 24},
                            {12, 32, 513}, {385, 96, 40}};
       for (auto& g : gs)
         for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemmGelu(isa, g[0], g[1], g[2], act, p);
       testGemmGelu(isa, 37, 70, 50, act, &pool2, 8.f);  // large pre-activations: both tails of GELU
+      testGemmGelu(isa, 43, 70, 1601, act, &pool2);       // packed path: 3 K blocks, then the epilogue; N tail
     }
     for (Activation act : {Activation::Gelu, Activation::GeluNew})
       for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(17), size_t(33), size_t(4099), size_t(100000)})

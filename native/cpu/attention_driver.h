@@ -1,7 +1,7 @@
 // The attention driver shared by attention_avx2.cpp and attention_avx512.cpp: one task per (sequence, head)
 // over the thread pool, each thread's scratch slice, and the transpose of the head's K into scratch
 // (Kt[c][j], rows padded with zeros to a multiple of LANES) so scores come LANES keys at a time. The ISA file
-// supplies the rest of a task (scores, softmax, p·V) as `body`.
+// supplies the rest of a task (scores, softmax, p·V) as `body`, and may supply its own transpose as `packK`.
 //
 // Include this file ONLY inside an anonymous namespace in kst::cpu, after simd.h (as gemm_driver.h):
 // everything here then has internal linkage, so each ISA file gets its own copy compiled with its own flags
@@ -24,8 +24,21 @@ struct AttnTask {
 };
 
 using AttnBody = void (*)(const AttnArgs& a, const AttnTask& t);
+// Fills t.kt: Kt[c][j] = K[t0 + j][h·HS + c] for j < L, 0 for L ≤ j < Lp.
+using AttnPackK = void (*)(const AttnArgs& a, const AttnTask& t);
 
-template <int LANES, AttnBody body>
+// The plain transpose (the AVX2 file's; attention_avx512.cpp has a register-transpose one).
+inline void attnPackKScalar(const AttnArgs& a, const AttnTask& t) {
+  const int HS = a.head_size;
+  for (int j = 0; j < t.L; ++j) {
+    const float* k = a.k + (t.t0 + j) * a.ld_qkv + t.h * HS;
+    for (int c = 0; c < HS; ++c) t.kt[static_cast<size_t>(c) * t.Lp + j] = k[c];
+  }
+  for (int c = 0; c < HS; ++c)
+    for (int j = t.L; j < t.Lp; ++j) t.kt[static_cast<size_t>(c) * t.Lp + j] = 0.f;
+}
+
+template <int LANES, AttnBody body, AttnPackK packK>
 void attnRange(void* ctx, int64_t tb, int64_t te, int tid) {
   const AttnJob& J = *static_cast<const AttnJob*>(ctx);
   const AttnArgs& a = *J.a;
@@ -40,18 +53,13 @@ void attnRange(void* ctx, int64_t tb, int64_t te, int tid) {
     t.t0 = a.offsets[s];
     t.kt = base;                                      // HS × Lp
     t.p = base + static_cast<size_t>(HS) * t.Lp;   // score rows
-    for (int j = 0; j < t.L; ++j) {
-      const float* k = a.k + (t.t0 + j) * a.ld_qkv + t.h * HS;
-      for (int c = 0; c < HS; ++c) t.kt[static_cast<size_t>(c) * t.Lp + j] = k[c];
-    }
-    for (int c = 0; c < HS; ++c)
-      for (int j = t.L; j < t.Lp; ++j) t.kt[static_cast<size_t>(c) * t.Lp + j] = 0.f;
+    packK(a, t);
     body(a, t);
   }
 }
 
-template <int LANES, AttnBody body>
+template <int LANES, AttnBody body, AttnPackK packK = attnPackKScalar>
 void attnRun(const AttnArgs& a, float* scratch, ThreadPool* pool) {
   AttnJob j{&a, scratch, attentionScratchPerThread(a.max_len, a.head_size)};
-  parallelRun(pool, static_cast<int64_t>(a.batch) * a.heads, 1, attnRange<LANES, body>, &j);
+  parallelRun(pool, static_cast<int64_t>(a.batch) * a.heads, 1, attnRange<LANES, body, packK>, &j);
 }

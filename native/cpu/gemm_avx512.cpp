@@ -1,20 +1,33 @@
 // GEMM y = x Wᵀ + b (AVX-512). W [N][K] is packed once at load into panels of 32 output columns,
 // k-major: panel p holds W[32p + j][k] at [p][k][j] (zero-padded past N). The 12×32 micro-kernel keeps
-// 24 zmm accumulators and broadcasts x[m][k]. Cache blocking: K in blocks of KC so a panel's KC × 32 slice
-// stays in L1 while every row tile of the row block (mc × KC of x, in L2) streams past it; the first
-// K block starts from the bias, later ones accumulate into y. Work is split over (row block, panel group)
-// tasks. Tails: rows via the kernel's row-count template; a last partial panel runs over the whole K
-// into a stack tile and copies the valid columns out.
-// At small M (≤ 24 rows) K is not blocked: each panel (K × 128 bytes) is read from DRAM once, and the kernel walks
-// it as four concurrent streams (k = i, K/4 + i, K/2 + i, 3K/4 + i) so more cache lines are in flight while it
-// computes (12-token batch-1 forward, 2 threads: 21.1 → 15.5 ms p50).
-// Epilogue: gemm_gelu_avx512 applies GELU (erf or tanh form) to each finished tile while it is still in L1
-// (after the last K block), so the FFN's intermediate activation costs no extra pass over memory.
-// Work split: (row block, panel group) tasks, the group count chosen so the task count is a multiple of the
-// thread count where possible (no thread idles at the end); at batch 1 (one row block) that splits N across
-// the threads. Row tiles inside a block are balanced (16 rows → 8 + 8, not 12 + 4).
-// The driver (blocking, split, tails, epilogue) is gemmF32Task in gemm_driver.h, shared with gemm_avx2.cpp and
-// compiled here with this file's flags; the micro-kernel is this file's.
+// 24 zmm accumulators and broadcasts x[m][k]. Two paths:
+//
+// M > 24 (the packed path, this file's driver, packedTask): x is first packed per row tile (≤ 12 rows) into a
+// contiguous k-major copy (rows floats per k), so the kernel's broadcasts read one sequential stream instead of
+// 12 rows K floats apart (K = 3072: 12 KB apart, every row in the same L1 set; K = 768: 3 KB apart). Packing is its
+// own parallel pass (a 16×16 register transpose per 16 k; 2–3 % of a 64- or 1024-token forward pass in perf) so
+// that every (row block, panel group) task reads the packed copy instead of re-packing it per panel group. K runs in
+// balanced blocks of ≤ KCP = 768: the 12 × kc tile of packed x (≤ 36 KB) stays in L1 while the panel's kc × 32
+// slice comes from L2, and K = 768 needs no pass that reloads C (KC 256 / 384 / 512 / 1024 / 1536 measured lower
+// or equal within noise). `test_ops --peak-json 2` (FMA peak ≈ 445 GFLOP/s), GFLOP/s, before (unpacked, KC 256)
+// → after (this path, with the prefetch and epilogue below), 2–3 runs each: 64 × 2304 × 768 283 / 300 → 339 / 365
+// / 351; 128 × 3072 × 768 313 / 305 → 367 / 377 / 358; 512 × 2304 × 768 294 / 296 → 345 / 349 / 349; the K = 3072
+// rows gain least: 64 × 768 × 3072 306 / 315 → 326 / 345 / 323, 128 × 768 × 3072 284 / 282 → 311 / 316 / 321
+// (≈ 71–77 % of peak; still below 80 %).
+//
+// M ≤ 24 (the small-M path, gemmF32Task in gemm_driver.h, shared with gemm_avx2.cpp and compiled here with this
+// file's flags): x unpacked (M × K stays in L1/L2), K not blocked: each panel (K × 128 bytes) is read from DRAM
+// once, and the kernel walks it as four concurrent streams (k = i, K/4 + i, K/2 + i, 3K/4 + i) so more cache lines
+// are in flight while it computes (12-token batch-1 forward, 2 threads: 21.1 → 15.5 ms p50).
+//
+// Both paths: the first K block starts from the bias, later ones accumulate into y; a last partial panel runs over
+// the whole K into a stack tile and copies the valid columns out. Epilogue: gemm_gelu_avx512 applies GELU (erf or
+// tanh form) to each finished tile (after the last K block), so the FFN's intermediate activation costs no extra
+// pass over memory: in registers before the store on the packed path, on the tile just stored on the small-M path.
+// Work split: (row block, panel group) tasks, the group count chosen so the task count is a multiple of the thread
+// count where possible (no thread idles at the end); at batch 1 (one row block) that splits N across the threads.
+// Row tiles inside a block are balanced from the block's own row count (16 rows → 8 + 8, 64 → 5 × 11 + 9; on the
+// packed path 5 × 12 + 4 measured equal within noise at M = 64).
 #include "ops.h"
 #include "simd.h"
 
@@ -25,7 +38,7 @@ namespace {
 
 constexpr int NR = 32;
 constexpr int MR = 12;
-constexpr int KC = 256;
+constexpr int KCP = 768;  // the packed path's largest K block
 
 // One k step of the micro-kernel: c[r] += A[r][k] · B[k][0:NR], with a software prefetch `pf` k steps ahead in
 // the panel (the hardware prefetcher restarts at every 4 KB page; at small M the GEMM streams W from memory and the
@@ -107,6 +120,179 @@ void runKernel(int rows, const float* A, int lda, const float* B, int K, const f
 
 #include "gemm_driver.h"
 
+// ---- The packed path (M > 24) ---------------------------------------------------------------------------------
+// C[R][NR] = ep((acc ? C : bias) + A[0:K][R] · B[0:K][NR]), A a packed row tile (R floats per k), ep 0 none, 1 GELU
+// erf, 2 GELU tanh (the caller passes it with the last K block). The software prefetch 16 k steps (2 KB) ahead
+// keeps the panel slice coming from L2 (8 to 64 measured equal within noise; 16 kept). `next` + 16k (k < npf) is
+// prefetched into L2 as well, one line per k step: the caller points it at its share of the slice it reads next,
+// so that slice's trip from DRAM (in a forward pass every weight is read from memory once per GEMM) overlaps this
+// one's compute.
+// GELU is applied in registers before the store: reloading the tile just stored (rows N floats apart; N = 3072 is
+// 12 KB, so every row aliases the previous row's store in its low 12 address bits) stalled on those stores: the
+// reload was 40 % of the driver's own time in a perf profile of the 8 × 128-token forward.
+template <int R>
+void kernelP(const float* A, const float* B, int K, const float* bias, bool acc, int ep, float* C, int ldc,
+             const float* next, int npf) {
+  __m512 c0[R], c1[R];
+  if (acc) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      c0[r] = _mm512_loadu_ps(C + r * ldc);
+      c1[r] = _mm512_loadu_ps(C + r * ldc + 16);
+    }
+  } else {
+    const __m512 b0 = _mm512_loadu_ps(bias), b1 = _mm512_loadu_ps(bias + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      c0[r] = b0;
+      c1[r] = b1;
+    }
+  }
+#pragma GCC unroll 2
+  for (int k = 0; k < K; ++k) {
+    _mm_prefetch(reinterpret_cast<const char*>(B + (k + 16) * NR), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(B + (k + 16) * NR + 16), _MM_HINT_T0);
+    if (k < npf) _mm_prefetch(reinterpret_cast<const char*>(next + k * 16), _MM_HINT_T1);
+    const __m512 w0 = _mm512_load_ps(B + k * NR), w1 = _mm512_load_ps(B + k * NR + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 a = _mm512_set1_ps(A[k * R + r]);
+      c0[r] = _mm512_fmadd_ps(a, w0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(a, w1, c1[r]);
+    }
+  }
+  if (ep == 1) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      c0[r] = gelu_erf16(c0[r]);
+      c1[r] = gelu_erf16(c1[r]);
+    }
+  } else if (ep == 2) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      c0[r] = gelu_tanh16(c0[r]);
+      c1[r] = gelu_tanh16(c1[r]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    _mm512_storeu_ps(C + r * ldc, c0[r]);
+    _mm512_storeu_ps(C + r * ldc + 16, c1[r]);
+  }
+}
+
+void runKernelP(int rows, const float* A, const float* B, int K, const float* bias, bool acc, int ep, float* C,
+                int ldc, const float* next, int npf) {
+  switch (rows) {
+    case 12: kernelP<12>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 11: kernelP<11>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 10: kernelP<10>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 9: kernelP<9>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 8: kernelP<8>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 7: kernelP<7>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 6: kernelP<6>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 5: kernelP<5>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 4: kernelP<4>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 3: kernelP<3>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 2: kernelP<2>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    default: kernelP<1>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+  }
+}
+
+// The job: the fp32 driver's job plus the packed copy of x. Row tile i of row block [m0, m1) covers rows
+// [m, m + rows), m = m0 + i·tr, tr = gemmTileRows(m1 − m0, MR), rows = min(tr, m1 − m), and is stored at
+// xp + m·K as [K][rows]. A block has at most tiles_per_block = ceil(mc / MR) tiles.
+struct PackedJob {
+  GemmF32Job j;
+  float* xp;
+  int tiles_per_block;
+};
+
+// One row tile of x (rows ≤ MR, row stride K) → dst[k][rows], 16 k at a time through a register transpose
+// (transpose16x16, simd.h).
+void packTile(const float* src, int rows, int K, float* dst) {
+  const __mmask16 rmask = static_cast<__mmask16>((1u << rows) - 1);
+  for (int k = 0; k < K; k += 16) {
+    const int n = imin(16, K - k);
+    const __mmask16 kmask = static_cast<__mmask16>((1u << n) - 1);
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < rows ? _mm512_maskz_loadu_ps(kmask, src + static_cast<size_t>(i) * K + k) : _mm512_setzero_ps();
+    transpose16x16(r);
+    for (int i = 0; i < n; ++i) _mm512_mask_storeu_ps(dst + static_cast<size_t>(k + i) * rows, rmask, r[i]);
+  }
+}
+
+// Packs row tiles [begin, end) (numbered over all row blocks, tiles_per_block each).
+void packTask(void* ctx, int64_t begin, int64_t end, int) {
+  const PackedJob& pj = *static_cast<const PackedJob*>(ctx);
+  const GemmF32Job& j = pj.j;
+  for (int64_t t = begin; t < end; ++t) {
+    const int mb = static_cast<int>(t / pj.tiles_per_block), ti = static_cast<int>(t % pj.tiles_per_block);
+    const int m0 = mb * j.s.mc, m1 = imin(j.s.M, m0 + j.s.mc);
+    const int tr = gemmTileRows(m1 - m0, MR), m = m0 + ti * tr;
+    if (m >= m1) continue;
+    packTile(j.x + static_cast<size_t>(m) * j.K, imin(tr, m1 - m), j.K, pj.xp + static_cast<size_t>(m) * j.K);
+  }
+}
+
+// gemmF32Task's loops (K blocks, then panels, then row tiles; partial last panel over the whole K into a stack
+// tile) with the packed tiles as A.
+void packedTask(void* ctx, int64_t begin, int64_t end, int) {
+  const PackedJob& pj = *static_cast<const PackedJob*>(ctx);
+  const GemmF32Job& j = pj.j;
+  alignas(64) float bias[NR];
+  alignas(64) float tile[MR * NR];
+  for (int64_t t = begin; t < end; ++t) {
+    const GemmBlock b = gemmBlock(j.s, t);
+    const int m0 = b.m0, m1 = b.m1, p0 = b.p0, p1 = b.p1;
+    const int pf = imin(p1, j.s.full_panels);  // full panels of this group: [p0, pf)
+    const int tr = gemmTileRows(m1 - m0, MR);
+    for (int k0 = 0; k0 < j.K; k0 += j.kc) {
+      const int kc = imin(j.kc, j.K - k0);
+      const bool last = k0 + kc >= j.K;
+      for (int p = p0; p < pf; ++p) {
+        const float* B = j.packed + (static_cast<size_t>(p) * j.K + k0) * NR;
+        const int n0 = p * NR;
+        const float* bp = bias;
+        if (k0 == 0) {
+          if (j.bias) {
+            bp = j.bias + n0;
+          } else {
+            for (int c = 0; c < NR; ++c) bias[c] = 0.f;
+          }
+        }
+        // The next slice this task reads ((p + 1, k0), else (p0, next K block)) is brought into L2 while this one
+        // is used: its 2·kc lines spread evenly over this slice's row tiles, one line per k step from each tile's
+        // start (1 x 64-token forward, 2 threads, 3 alternating runs: 49.0 / 49.0 / 51.9 ms with all of it in the
+        // first two tiles → 48.4 / 45.4 / 47.3 ms; over the first half of the tiles: in between).
+        const float* next = p + 1 < pf ? B + static_cast<size_t>(j.K) * NR
+                            : k0 + kc < j.K ? j.packed + (static_cast<size_t>(p0) * j.K + k0 + kc) * NR
+                                            : nullptr;
+        const int ntiles = (m1 - m0 + tr - 1) / tr, lp = (2 * kc + ntiles - 1) / ntiles;
+        for (int m = m0, ti = 0; m < m1; m += tr, ++ti) {
+          const int rows = imin(tr, m1 - m);
+          float* C = j.y + static_cast<size_t>(m) * j.N + n0;
+          const float* pn = next ? next + static_cast<size_t>(ti) * lp * 16 : B;
+          runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows, B, kc, bp, k0 > 0,
+                     last ? j.ep : 0, C, j.N, pn, next ? lp : 0);
+        }
+      }
+    }
+    for (int p = pf; p < p1; ++p) {  // the last, partial panel
+      const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
+      const int n0 = p * NR, cols = j.N - n0;
+      for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
+      for (int m = m0; m < m1; m += tr) {
+        const int rows = imin(tr, m1 - m);
+        runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K, B, j.K, bias, false, j.ep, tile, NR, B, 0);
+        for (int r = 0; r < rows; ++r)
+          for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void pack_avx512(PackedWeight& w) { gemmPackPanels<NR>(w); }
@@ -122,14 +308,31 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   if (M <= 0 || w.N <= 0) return;
   GemmF32Job j;
   gemmF32Operands(j, x, w, bias, y, ep);
-  // Small M (batch 1): the whole weight is streamed once and each B element feeds few rows, so the GEMM is
-  // bound by memory; one K block per panel lets the kernel read the panel as kStreams concurrent streams
-  // (K ≥ kStreamK) instead of K/KC separate 32 KB pieces. The x rows (M × K) stay in L1/L2 either way.
-  j.kc = M <= 2 * MR ? w.K : KC;
-  // Row blocks of at most 192 rows (mc × KC of x stays in L2), balanced so the last is not tiny.
+  // Row blocks of at most 192 rows (mc × kc of packed x stays in L2), balanced so the last is not tiny.
   j.s = gemmSplit(M, w.N, NR, gemmRows(M, 192, MR));
   gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, j.s.mblocks, poolThreads(pool)));
-  parallelRun(pool, j.s.tasks(), 1, gemmF32Task<NR, MR, true, runKernel, gemmGeluEpilogue32>, &j);
+  if (M <= 2 * MR) {
+    // Small M (batch 1): the whole weight is streamed once and each B element feeds few rows, so the GEMM is
+    // bound by memory; one K block per panel lets the kernel read the panel as kStreams concurrent streams
+    // (K ≥ kStreamK). The x rows (M × K) stay in L1/L2, so packing them would buy nothing here.
+    j.kc = w.K;
+    parallelRun(pool, j.s.tasks(), 1, gemmF32Task<NR, MR, true, runKernel, gemmGeluEpilogue32>, &j);
+    return;
+  }
+  const int kblocks = (w.K + KCP - 1) / KCP;
+  j.kc = (w.K + kblocks - 1) / kblocks;  // balanced: K = 769 → 385 + 384, not 768 + 1
+  PackedJob pj;
+  pj.j = j;
+  pj.tiles_per_block = (j.s.mc + MR - 1) / MR;
+  // M × K floats, this call's own. Above glibc's mmap threshold that is fresh pages on every call (8 × 128 tokens:
+  // ~9,800 page faults per forward pass); a scratch kept by the model removed them but saved no measurable time
+  // (sys 0.30 → 0.27 s over 10 forward passes, wall time equal within noise) and would hold up to 50 MB (4096
+  // tokens × 3072), so it is not done.
+  AlignedBuffer xp;
+  xp.resize(static_cast<size_t>(M) * w.K);
+  pj.xp = xp.data();
+  parallelRun(pool, static_cast<int64_t>(j.s.mblocks) * pj.tiles_per_block, 1, packTask, &pj);
+  parallelRun(pool, j.s.tasks(), 1, packedTask, &pj);
 }
 }  // namespace
 
