@@ -133,10 +133,18 @@ bool amx_bf16_ready();
 void gemm_bf16_amx(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool);
 void gemm_bf16_dpbf16(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                       ThreadPool* pool);
+// the small-M (batch 1) engines: fp32 FMAs on widened bf16 (gemm_bf16_smallm_avx512.cpp) and AMX (…_amx_small_…)
+bool gemm_bf16_small_fits(int M, int K);
+void gemm_bf16_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                     ThreadPool* pool);
+bool gemm_bf16_amx_small_fits(int M, int K);
+void gemm_bf16_amx_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                         ThreadPool* pool);
 }  // namespace cpu
 }  // namespace kst
 
-// engine: 0 = ops.gemm / ops.gemm_gelu (whichever the CPU selects), 1 = AVX512-BF16 vdpbf16ps, 2 = AMX tiles.
+// engine: 0 = ops.gemm / ops.gemm_gelu (whichever the CPU selects), 1 = AVX512-BF16 vdpbf16ps, 2 = AMX tiles,
+// 3 = small-M fp32 FMAs, 4 = small-M AMX (3 and 4 only for the M, K they take: gemm_bf16_*small_fits).
 static void testGemmBf16(int M, int N, int K, ThreadPool* pool, bool gelu, int engine = 0) {
   const Ops& ops = opsFor(Isa::Avx512);
   auto x = rnd(size_t(M) * K), W = rnd(size_t(N) * K), b = rnd(N);
@@ -153,6 +161,10 @@ static void testGemmBf16(int M, int N, int K, ThreadPool* pool, bool gelu, int e
     gemm_bf16_dpbf16(x.data(), M, pw, b.data(), got.data(), gelu ? 1 : 0, pool);
   else if (engine == 2)
     gemm_bf16_amx(x.data(), M, pw, b.data(), got.data(), gelu ? 1 : 0, pool);
+  else if (engine == 3)
+    gemm_bf16_small(x.data(), M, pw, b.data(), got.data(), gelu ? 1 : 0, pool);
+  else if (engine == 4)
+    gemm_bf16_amx_small(x.data(), M, pw, b.data(), got.data(), gelu ? 1 : 0, pool);
   else if (gelu)
     ops.gemm_gelu(x.data(), M, pw, b.data(), got.data(), Activation::Gelu, pool);
   else
@@ -170,7 +182,11 @@ static void testGemmBf16(int M, int N, int K, ThreadPool* pool, bool gelu, int e
       worst = std::max(worst, d / tol);
       maxd = std::max(maxd, d);
     }
-  const char* en = engine == 1 ? "dpbf16" : engine == 2 ? "amx" : (amx_bf16_ready() ? "ops(amx)" : "ops(dpbf16)");
+  const char* en = engine == 1   ? "dpbf16"
+                   : engine == 2 ? "amx"
+                   : engine == 3 ? "small"
+                   : engine == 4 ? "amx_small"
+                                 : (amx_bf16_ready() ? "ops(amx)" : "ops(dpbf16)");
   report(ok, fmt("gemm%s_bf16_%s M=%d N=%d K=%d threads=%d", gelu ? "_gelu" : "", en, M, N, K, poolSize(pool)),
          fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
 }
@@ -1246,6 +1262,25 @@ int main(int argc, char** argv) {
       testGemmBf16(37, 70, 50, &pool2, true, engine);
       testGemmBf16(16, 3072, 64, &pool2, true, engine);
     }
+    // The small-M engines (batch 1): M = 1 … 24 around the 12-row tile and the 16-row AMX tile, N not a multiple
+    // of 32, odd K, K below and above the 512 where the four-stream walk starts, K = 3072 (the FFN output).
+    const int ss[][3] = {{1, 1, 1},      {1, 45, 17},    {5, 100, 300},  {12, 769, 513}, {13, 33, 511},
+                         {12, 2304, 768}, {16, 70, 1024}, {24, 96, 3071}, {5, 768, 3072}, {24, 31, 2}};
+    for (int engine : {3, 4}) {
+      if (engine == 4 && !amx_bf16_ready()) {
+        std::printf("skip small-M AMX bf16 engine tests (no AMX or no tile permission)\n");
+        continue;
+      }
+      for (auto& g : ss) {
+        const bool fits = engine == 3 ? gemm_bf16_small_fits(g[0], g[2]) : gemm_bf16_amx_small_fits(g[0], g[2]);
+        if (!fits) continue;  // M above the engine's rows: the dispatcher never sends it there
+        for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemmBf16(g[0], g[1], g[2], p, false, engine);
+      }
+      testGemmBf16(13, 70, 51, &pool2, true, engine);
+      testGemmBf16(12, 3072, 768, &pool2, true, engine);
+    }
+    for (int M : {1, 12, 16, 17, 24, 25})  // the dispatcher across the small-M thresholds
+      testGemmBf16(M, 100, 769, &pool2, M % 2 == 0, 0);
   } else {
     std::printf("skip bf16 GEMM tests (no AVX512_BF16)\n");
   }
