@@ -1262,10 +1262,11 @@ int main(int argc, char** argv) {
       testGemmBf16(37, 70, 50, &pool2, true, engine);
       testGemmBf16(16, 3072, 64, &pool2, true, engine);
     }
-    // The small-M engines (batch 1): M = 1 … 24 around the 12-row tile and the 16-row AMX tile, N not a multiple
-    // of 32, odd K, K below and above the 512 where the four-stream walk starts, K = 3072 (the FFN output).
-    const int ss[][3] = {{1, 1, 1},      {1, 45, 17},    {5, 100, 300},  {12, 769, 513}, {13, 33, 511},
-                         {12, 2304, 768}, {16, 70, 1024}, {24, 96, 3071}, {5, 768, 3072}, {24, 31, 2}};
+    // The small-M engines (batch 1): M = 1 … 32 around the 12-row FMA tile and the 16-row AMX tiles, N not a
+    // multiple of 32, odd K, K below and above the 512 where the four-stream walk starts, K = 3072 (the FFN output).
+    const int ss[][3] = {{1, 1, 1},       {1, 45, 17},    {5, 100, 300},  {12, 769, 513}, {13, 33, 511},
+                         {12, 2304, 768}, {16, 70, 1024}, {24, 96, 3071}, {5, 768, 3072}, {24, 31, 2},
+                         {17, 96, 300},   {32, 45, 769}};
     for (int engine : {3, 4}) {
       if (engine == 4 && !amx_bf16_ready()) {
         std::printf("skip small-M AMX bf16 engine tests (no AMX or no tile permission)\n");
@@ -1278,8 +1279,9 @@ int main(int argc, char** argv) {
       }
       testGemmBf16(13, 70, 51, &pool2, true, engine);
       testGemmBf16(12, 3072, 768, &pool2, true, engine);
+      testGemmBf16(29, 70, 51, &pool2, true, engine);
     }
-    for (int M : {1, 12, 16, 17, 24, 25})  // the dispatcher across the small-M thresholds
+    for (int M : {1, 12, 16, 17, 24, 25, 32, 33})  // the dispatcher across the small-M thresholds
       testGemmBf16(M, 100, 769, &pool2, M % 2 == 0, 0);
   } else {
     std::printf("skip bf16 GEMM tests (no AVX512_BF16)\n");

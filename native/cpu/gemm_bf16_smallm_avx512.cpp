@@ -1,20 +1,24 @@
-// The bf16 GEMM y = x Wᵀ + b at small M (batch 1: a few tokens), AVX512-BF16 `vdpbf16ps`. gemm_bf16_avx512.cpp
-// routes M ≤ kBf16SmallRows here (on AMX CPUs too); same packed weights (panels of 32 columns × k-pairs, see
-// pack_bf16_avx512), same bf16 rounding of x and W, so the same reference (gemm_bf16_raw_ref) and bound apply.
+// The bf16 GEMM y = x Wᵀ + b at small M (batch 1: a few tokens) on CPUs with AVX512-BF16 but without usable AMX:
+// gemm_bf16_avx512.cpp routes M ≤ kBf16SmallRows here when gemm_bf16_amx_small cannot run. Same packed weights
+// (panels of 32 columns × k-pairs, see pack_bf16_avx512), same bf16 rounding of x and W, so the same reference
+// (gemm_bf16_raw_ref) and bound apply.
 //
-// Why a separate engine: at small M the whole weight is read from memory once per call and each weight element
-// feeds only M multiply-adds, so the GEMM is bound by how fast W streams in, not by arithmetic. The blocked engines
-// (K blocks of 256, AMX 32-row tiles) cut each panel into 16 KB pieces and re-convert x per task; at M = 12 they
-// streamed W at ≈ 12 GB/s (2 threads) while the fp32 small-M path reads ≈ 30 GB/s. This one does what the fp32
-// path learnt (gemm_avx512.cpp):
-// - x is rounded to bf16 pairs ONCE per call, by the caller, into a stack buffer (≤ kBf16SmallRows × 2048 pairs,
-//   192 KB: no allocation on the hot path; larger K falls back to the blocked engine).
+// Why not vdpbf16ps: at small M the whole weight streams from memory once per call and each element feeds only M
+// multiply-adds, so the kernel must keep up with memory. On the Sapphire Rapids class CPU this was tuned on,
+// vdpbf16ps retires at half the fp32 FMA rate (1.8 G/s vs 7.2 G/s per core), so the blocked vdpbf16ps engine was
+// compute-bound at ≈ 12 GB/s of W at M = 12 (2 threads). Here the bf16 pairs of W are widened to fp32 in registers
+// (the low bf16 of a word shifted up, the high one with the low half masked off: 2 integer ops per 16 columns × 2
+// k) and multiplied with plain FMAs: ≈ 16-22 GB/s at M = 12 (M = 24: 10 GB/s, still ahead of vdpbf16ps' 7).
+// Products of two bf16 values are exact in fp32, so the only difference from the reference is summation order.
+// As the fp32 small-M path (gemm_avx512.cpp):
+// - x is rounded to bf16 and widened back to fp32 ONCE per call, by the caller, into a stack buffer (≤ 288 KB:
+//   M = 24 up to K = 3072; no allocation on the hot path; larger x falls back to the blocked engine);
 // - no K blocking: each panel (KP × 128 bytes: 48 KB at K = 768, 192 KB at K = 3072) is walked once, start to end,
 //   for every row tile (a second row tile, M > 12, re-reads it from L2);
 // - the walk interleaves four k-streams (pairs i, KP/4 + i, KP/2 + i, 3KP/4 + i; the tail KP mod 4 last) with a
 //   software prefetch kPf pairs ahead in each stream, so four cache-line streams are in flight instead of one.
 //   Near a stream's end the prefetch moves on to the same stream of the next panel (contiguous in memory), so the
-//   next panel does not start cold. Summation order differs from the reference only by that interleave.
+//   next panel does not start cold. (One stream with prefetch measured within noise of four at M = 12.)
 // - work split: panel groups only (one row block), sized by gemmPanelsPerGroupBalanced so both threads get equal
 //   shares of N.
 #include "ops.h"
