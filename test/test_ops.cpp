@@ -207,6 +207,9 @@ void gemm_int8_vnni(const Int8Acts& a, int M, const PackedWeight& w, const float
                     ThreadPool* pool);
 void gemm_int8_amx(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                    ThreadPool* pool);
+bool gemm_int8_amx_small_fits(int M);  // the small-M (batch 1) AMX engine, gemm_int8_amx_small_avx512.cpp
+void gemm_int8_amx_small(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                         ThreadPool* pool);
 }  // namespace cpu
 }  // namespace kst
 
@@ -267,6 +270,7 @@ static void testGemmInt8(Isa isa, int M, int N, int K, ThreadPool* pool, int ep,
   } else {
     const Int8Acts a = quantize_int8_avx512(x.data(), M, K, pw.kq, scratch, pool);
     if (engine == 1) gemm_int8_vnni(a, M, pw, bp, got.data(), ep, pool);
+    else if (engine == 3) gemm_int8_amx_small(a, M, pw, bp, got.data(), ep, pool);
     else gemm_int8_amx(a, M, pw, bp, got.data(), ep, pool);
   }
   bool ok = pw.int8;
@@ -310,7 +314,7 @@ static void testGemmInt8(Isa isa, int M, int N, int K, ThreadPool* pool, int ep,
     }
   }
   ok = ok && mismatches == 0 && amax < (1 << 24);
-  const char* en = engine == 1 ? "vnni" : engine == 2 ? "amx" : isaName(isa);
+  const char* en = engine == 1 ? "vnni" : engine == 2 ? "amx" : engine == 3 ? "amx_small" : isaName(isa);
   const char* epn = ep == 1 ? "_gelu" : ep == 2 ? "_gelu_tanh" : "";
   report(ok, fmt("gemm%s_int8_%s M=%d N=%d K=%d threads=%d bias=%d", epn, en, M, N, K, poolSize(pool), bias),
          ep ? fmt("%lld outside the GELU bound, max|d|=%.2e (%.2f of bound)", (long long)mismatches, maxd, worst)
@@ -1320,6 +1324,21 @@ int main(int argc, char** argv) {
       testGemmInt8(Isa::Avx512, 19, 35, 300, &pool2, 0, false, engine);
       testGemmInt8(Isa::Avx512, 37, 70, 50, &pool2, 1, true, engine);
       testGemmInt8(Isa::Avx512, 70, 3072, 64, &pool2, 2, true, engine);
+    }
+    // The small-M AMX engine (batch 1, M ≤ 32): one and two row tiles, N not a multiple of 32, K not a multiple of
+    // 4 or of 64 (a partial 16-quad chunk), K = 3072 (the FFN output); bitwise equal to the reference.
+    if (amx_int8_ready()) {
+      const int s8[][3] = {{1, 1, 1},      {5, 45, 17},   {12, 769, 513}, {13, 33, 511}, {12, 2304, 768},
+                           {16, 70, 1024}, {17, 96, 300}, {24, 96, 3071}, {32, 45, 769}, {5, 768, 3072}};
+      for (auto& g : s8)
+        for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemmInt8(Isa::Avx512, g[0], g[1], g[2], p, 0, true, 3);
+      testGemmInt8(Isa::Avx512, 19, 35, 300, &pool2, 0, false, 3);
+      testGemmInt8(Isa::Avx512, 13, 70, 50, &pool2, 1, true, 3);
+      testGemmInt8(Isa::Avx512, 29, 3072, 64, &pool2, 2, true, 3);
+      for (int M : {1, 11, 12, 32, 33})  // the dispatcher across the thresholds
+        testGemmInt8(Isa::Avx512, M, 100, 769, &pool2, M % 2, true, 0);
+    } else {
+      std::printf("skip small-M AMX int8 engine tests (no AMX-INT8 or no tile permission)\n");
     }
   }
   testModels();
