@@ -16,6 +16,8 @@
 // - work split: panel groups only (one row block), sized by gemmPanelsPerGroupBalanced so both threads get equal
 //   shares of N.
 // Tile state is configured per task call and released after it.
+// Effect: 12-token batch-1 int8 forward of the 12 × 768 model, 2 threads, p50 4.95-6.34 → 3.52-3.78 ms (3
+// interleaved rounds, busy machine).
 #include "ops.h"
 #include "simd.h"
 
