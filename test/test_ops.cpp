@@ -133,10 +133,18 @@ bool amx_bf16_ready();
 void gemm_bf16_amx(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool);
 void gemm_bf16_dpbf16(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                       ThreadPool* pool);
+// the small-M (batch 1) engines: fp32 FMAs on widened bf16 (gemm_bf16_smallm_avx512.cpp) and AMX (…_amx_small_…)
+bool gemm_bf16_small_fits(int M, int K);
+void gemm_bf16_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                     ThreadPool* pool);
+bool gemm_bf16_amx_small_fits(int M, int K);
+void gemm_bf16_amx_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                         ThreadPool* pool);
 }  // namespace cpu
 }  // namespace kst
 
-// engine: 0 = ops.gemm / ops.gemm_gelu (whichever the CPU selects), 1 = AVX512-BF16 vdpbf16ps, 2 = AMX tiles.
+// engine: 0 = ops.gemm / ops.gemm_gelu (whichever the CPU selects), 1 = AVX512-BF16 vdpbf16ps, 2 = AMX tiles,
+// 3 = small-M fp32 FMAs, 4 = small-M AMX (3 and 4 only for the M, K they take: gemm_bf16_*small_fits).
 static void testGemmBf16(int M, int N, int K, ThreadPool* pool, bool gelu, int engine = 0) {
   const Ops& ops = opsFor(Isa::Avx512);
   auto x = rnd(size_t(M) * K), W = rnd(size_t(N) * K), b = rnd(N);
@@ -153,6 +161,10 @@ static void testGemmBf16(int M, int N, int K, ThreadPool* pool, bool gelu, int e
     gemm_bf16_dpbf16(x.data(), M, pw, b.data(), got.data(), gelu ? 1 : 0, pool);
   else if (engine == 2)
     gemm_bf16_amx(x.data(), M, pw, b.data(), got.data(), gelu ? 1 : 0, pool);
+  else if (engine == 3)
+    gemm_bf16_small(x.data(), M, pw, b.data(), got.data(), gelu ? 1 : 0, pool);
+  else if (engine == 4)
+    gemm_bf16_amx_small(x.data(), M, pw, b.data(), got.data(), gelu ? 1 : 0, pool);
   else if (gelu)
     ops.gemm_gelu(x.data(), M, pw, b.data(), got.data(), Activation::Gelu, pool);
   else
@@ -170,7 +182,11 @@ static void testGemmBf16(int M, int N, int K, ThreadPool* pool, bool gelu, int e
       worst = std::max(worst, d / tol);
       maxd = std::max(maxd, d);
     }
-  const char* en = engine == 1 ? "dpbf16" : engine == 2 ? "amx" : (amx_bf16_ready() ? "ops(amx)" : "ops(dpbf16)");
+  const char* en = engine == 1   ? "dpbf16"
+                   : engine == 2 ? "amx"
+                   : engine == 3 ? "small"
+                   : engine == 4 ? "amx_small"
+                                 : (amx_bf16_ready() ? "ops(amx)" : "ops(dpbf16)");
   report(ok, fmt("gemm%s_bf16_%s M=%d N=%d K=%d threads=%d", gelu ? "_gelu" : "", en, M, N, K, poolSize(pool)),
          fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
 }
@@ -191,6 +207,9 @@ void gemm_int8_vnni(const Int8Acts& a, int M, const PackedWeight& w, const float
                     ThreadPool* pool);
 void gemm_int8_amx(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                    ThreadPool* pool);
+bool gemm_int8_amx_small_fits(int M);  // the small-M (batch 1) AMX engine, gemm_int8_amx_small_avx512.cpp
+void gemm_int8_amx_small(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                         ThreadPool* pool);
 }  // namespace cpu
 }  // namespace kst
 
@@ -251,6 +270,7 @@ static void testGemmInt8(Isa isa, int M, int N, int K, ThreadPool* pool, int ep,
   } else {
     const Int8Acts a = quantize_int8_avx512(x.data(), M, K, pw.kq, scratch, pool);
     if (engine == 1) gemm_int8_vnni(a, M, pw, bp, got.data(), ep, pool);
+    else if (engine == 3) gemm_int8_amx_small(a, M, pw, bp, got.data(), ep, pool);
     else gemm_int8_amx(a, M, pw, bp, got.data(), ep, pool);
   }
   bool ok = pw.int8;
@@ -294,7 +314,7 @@ static void testGemmInt8(Isa isa, int M, int N, int K, ThreadPool* pool, int ep,
     }
   }
   ok = ok && mismatches == 0 && amax < (1 << 24);
-  const char* en = engine == 1 ? "vnni" : engine == 2 ? "amx" : isaName(isa);
+  const char* en = engine == 1 ? "vnni" : engine == 2 ? "amx" : engine == 3 ? "amx_small" : isaName(isa);
   const char* epn = ep == 1 ? "_gelu" : ep == 2 ? "_gelu_tanh" : "";
   report(ok, fmt("gemm%s_int8_%s M=%d N=%d K=%d threads=%d bias=%d", epn, en, M, N, K, poolSize(pool), bias),
          ep ? fmt("%lld outside the GELU bound, max|d|=%.2e (%.2f of bound)", (long long)mismatches, maxd, worst)
@@ -1255,6 +1275,27 @@ int main(int argc, char** argv) {
       testGemmBf16(37, 70, 50, &pool2, true, engine);
       testGemmBf16(16, 3072, 64, &pool2, true, engine);
     }
+    // The small-M engines (batch 1): M = 1 … 32 around the 12-row FMA tile and the 16-row AMX tiles, N not a
+    // multiple of 32, odd K, K below and above the 512 where the four-stream walk starts, K = 3072 (the FFN output).
+    const int ss[][3] = {{1, 1, 1},       {1, 45, 17},    {5, 100, 300},  {12, 769, 513}, {13, 33, 511},
+                         {12, 2304, 768}, {16, 70, 1024}, {24, 96, 3071}, {5, 768, 3072}, {24, 31, 2},
+                         {17, 96, 300},   {32, 45, 769}};
+    for (int engine : {3, 4}) {
+      if (engine == 4 && !amx_bf16_ready()) {
+        std::printf("skip small-M AMX bf16 engine tests (no AMX or no tile permission)\n");
+        continue;
+      }
+      for (auto& g : ss) {
+        const bool fits = engine == 3 ? gemm_bf16_small_fits(g[0], g[2]) : gemm_bf16_amx_small_fits(g[0], g[2]);
+        if (!fits) continue;  // M above the engine's rows: the dispatcher never sends it there
+        for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemmBf16(g[0], g[1], g[2], p, false, engine);
+      }
+      testGemmBf16(13, 70, 51, &pool2, true, engine);
+      testGemmBf16(12, 3072, 768, &pool2, true, engine);
+      testGemmBf16(29, 70, 51, &pool2, true, engine);
+    }
+    for (int M : {1, 12, 16, 17, 24, 25, 32, 33})  // the dispatcher across the small-M thresholds
+      testGemmBf16(M, 100, 769, &pool2, M % 2 == 0, 0);
   } else {
     std::printf("skip bf16 GEMM tests (no AVX512_BF16)\n");
   }
@@ -1292,6 +1333,21 @@ int main(int argc, char** argv) {
       testGemmInt8(Isa::Avx512, 19, 35, 300, &pool2, 0, false, engine);
       testGemmInt8(Isa::Avx512, 37, 70, 50, &pool2, 1, true, engine);
       testGemmInt8(Isa::Avx512, 70, 3072, 64, &pool2, 2, true, engine);
+    }
+    // The small-M AMX engine (batch 1, M ≤ 32): one and two row tiles, N not a multiple of 32, K not a multiple of
+    // 4 or of 64 (a partial 16-quad chunk), K = 3072 (the FFN output); bitwise equal to the reference.
+    if (amx_int8_ready()) {
+      const int s8[][3] = {{1, 1, 1},      {5, 45, 17},   {12, 769, 513}, {13, 33, 511}, {12, 2304, 768},
+                           {16, 70, 1024}, {17, 96, 300}, {24, 96, 3071}, {32, 45, 769}, {5, 768, 3072}};
+      for (auto& g : s8)
+        for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemmInt8(Isa::Avx512, g[0], g[1], g[2], p, 0, true, 3);
+      testGemmInt8(Isa::Avx512, 19, 35, 300, &pool2, 0, false, 3);
+      testGemmInt8(Isa::Avx512, 13, 70, 50, &pool2, 1, true, 3);
+      testGemmInt8(Isa::Avx512, 29, 3072, 64, &pool2, 2, true, 3);
+      for (int M : {1, 11, 12, 32, 33})  // the dispatcher across the thresholds
+        testGemmInt8(Isa::Avx512, M, 100, 769, &pool2, M % 2, true, 0);
+    } else {
+      std::printf("skip small-M AMX int8 engine tests (no AMX-INT8 or no tile permission)\n");
     }
   }
   testModels();

@@ -6,7 +6,9 @@
 // follow gemm_avx512.cpp (12 × 32 tile, KC = 256, balanced row tiles); the split, the task coordinates and the
 // GELU epilogue come from gemm_driver.h.
 // Only used where the CPU has AVX512_BF16 (bf16_supported_avx512()); gemm_bf16_raw_ref in ref.cpp is its
-// reference. Where AMX-BF16 is usable, run() hands the work to gemm_bf16_amx (gemm_bf16_amx_avx512.cpp).
+// reference. This file also picks the engine per call (dispatch(), below): at small M (batch 1) the small-M engines
+// gemm_bf16_amx_small / gemm_bf16_small; otherwise, where AMX-BF16 is usable, gemm_bf16_amx
+// (gemm_bf16_amx_avx512.cpp), else this file's blocked kernel.
 #include "ops.h"
 #include "simd.h"
 
@@ -25,6 +27,14 @@ bool amx_bf16_ready();
 size_t amx_pack_slack();
 void gemm_bf16_amx(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                    ThreadPool* pool);
+// The small-M (batch 1) engines: gemm_bf16_amx_small_avx512.cpp (AMX) and gemm_bf16_smallm_avx512.cpp (widened to
+// fp32 FMAs); each says whether it takes an M × K GEMM.
+bool gemm_bf16_amx_small_fits(int M, int K);
+void gemm_bf16_amx_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                         ThreadPool* pool);
+bool gemm_bf16_small_fits(int M, int K);
+void gemm_bf16_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                     ThreadPool* pool);
 
 namespace {
 constexpr int KC = 256;  // floats of K per block (KC / 2 pairs)
@@ -190,16 +200,28 @@ void pack_bf16_avx512(PackedWeight& w) {
   w.bf16 = true;
 }
 
+namespace {
+// Engine choice (M = rows of x; measured at M = 1, 12, 16, 24 on the four BERT-base shapes, 2 threads, W streamed
+// from memory, GB/s of W read — see the small-M files' headers for why):
+// - AMX: M ≤ 16 the small-M AMX engine (≈ 35-40 GB/s at M = 12 vs 12 GB/s for the blocked AMX engine), above it
+//   the blocked AMX engine;
+// - no AMX: M ≤ 24 the small-M fp32-FMA engine (M = 12: 16-22 GB/s vs 11-14 for vdpbf16ps, which retires at half
+//   the FMA rate here), above it the blocked vdpbf16ps engine.
+void dispatch(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool) {
+  if (gemm_bf16_amx_small_fits(M, w.K)) return gemm_bf16_amx_small(x, M, w, bias, y, ep, pool);
+  if (amx_bf16_ready()) return gemm_bf16_amx(x, M, w, bias, y, ep, pool);
+  if (gemm_bf16_small_fits(M, w.K)) return gemm_bf16_small(x, M, w, bias, y, ep, pool);
+  run(x, M, w, bias, y, ep, pool);
+}
+}  // namespace
+
 void gemm_bf16_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool) {
-  if (amx_bf16_ready()) return gemm_bf16_amx(x, M, w, bias, y, 0, pool);
-  run(x, M, w, bias, y, 0, pool);
+  dispatch(x, M, w, bias, y, 0, pool);
 }
 
 void gemm_gelu_bf16_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y,
                            Activation act, ThreadPool* pool) {
-  const int ep = act == Activation::Gelu ? 1 : 2;
-  if (amx_bf16_ready()) return gemm_bf16_amx(x, M, w, bias, y, ep, pool);
-  run(x, M, w, bias, y, ep, pool);
+  dispatch(x, M, w, bias, y, act == Activation::Gelu ? 1 : 2, pool);
 }
 
 }  // namespace cpu

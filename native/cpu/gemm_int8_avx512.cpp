@@ -20,7 +20,12 @@
 // fp32 / bf16 GEMMs. Partial last panels use masked stores. The activations are quantised once per GEMM into the
 // model's scratch (PackedWeight::act_scratch, grown to the largest M seen, never freed on the hot path).
 // Where the CPU has AMX-INT8 and M is large enough, gemm_int8_amx (gemm_int8_amx_avx512.cpp) runs the same GEMM
-// on tiles from the same quantised activations and packed weights.
+// on tiles from the same quantised activations and packed weights. Where it has AMX-INT8 and M ≤ 32 (batch 1),
+// gemm_int8_amx_small (gemm_int8_amx_small_avx512.cpp) runs instead, below kAmxMinRows too: tile rows = M and a
+// software prefetch ahead of the tile loads beat both this kernel and the blocked AMX engine at every M = 1-32
+// measured (M = 12, 2 threads, W from memory, µs for 2304×768 / 768×768 / 3072×768 / 768×3072: VNNI 104 / 25 /
+// 133 / 190, AMX 88 / 24 / 123 / 174, small-M AMX 55 / 19 / 89 / 116; M = 1: VNNI 68 / 17 / 99 / 112, small-M
+// AMX 43 / 15 / 69 / 83).
 #include "ops.h"
 #include "simd.h"
 
@@ -196,10 +201,14 @@ KST_VNNI_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
 
 }  // namespace
 
-// gemm_int8_amx_avx512.cpp: the same GEMM on AMX tiles, where available.
+// gemm_int8_amx_avx512.cpp: the same GEMM on AMX tiles, where available; gemm_int8_amx_small_avx512.cpp: the
+// small-M (batch 1) AMX engine.
 bool amx_int8_ready();
 void gemm_int8_amx(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                    ThreadPool* pool);
+bool gemm_int8_amx_small_fits(int M);
+void gemm_int8_amx_small(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                         ThreadPool* pool);
 
 bool int8_supported_avx512() { return __builtin_cpu_supports("avx512vnni"); }
 
@@ -239,6 +248,7 @@ void gemm_int8_avx512(const float* x, int M, const PackedWeight& w, const float*
   if (M <= 0 || w.N <= 0) return;
   AlignedBuffer local;  // only where the caller gave no scratch (op tests, benchmarks); the model always does
   const Int8Acts a = quantize_int8_avx512(x, M, w.K, w.kq, w.act_scratch ? *w.act_scratch : local, pool);
+  if (gemm_int8_amx_small_fits(M)) return gemm_int8_amx_small(a, M, w, bias, y, ep, pool);
   if (M >= kAmxMinRows && amx_int8_ready()) return gemm_int8_amx(a, M, w, bias, y, ep, pool);
   gemm_int8_vnni(a, M, w, bias, y, ep, pool);
 }

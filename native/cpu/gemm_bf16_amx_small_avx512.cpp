@@ -1,0 +1,194 @@
+// The bf16 GEMM y = x Wᵀ + b at small M (≤ 32 rows: batch 1) on AMX tiles. gemm_bf16_avx512.cpp routes small M
+// here where AMX is usable (amx_bf16_ready()); where it is not, gemm_bf16_small (gemm_bf16_smallm_avx512.cpp) runs.
+// Same packed weights (panels of 32 columns × k-pairs, pack_bf16_avx512, with the zeroed slack the AMX engines read
+// past the last panel) and the same bf16 rounding, so the same reference (gemm_bf16_raw_ref) and bound apply.
+//
+// Why: at batch 1 the whole weight streams from memory once per call and each element feeds only M multiply-adds.
+// On this CPU (Sapphire Rapids class) vdpbf16ps retires at half the fp32 FMA rate (1.8 G/s vs 7.2 G/s per core,
+// measured), so the AVX512-BF16 kernels are compute-bound at M = 12 below the memory rate, and even widening bf16 to
+// fp32 for FMAs leaves the cores busy most of the time. A tile multiply costs next to nothing here, so only the
+// streaming of W matters; the blocked AMX engine (gemm_bf16_amx_avx512.cpp) pads M to 32-row tiles and cuts each
+// panel into 16 KB K blocks, which stalls the stream.
+// - x is rounded to bf16 pairs ONCE per call, by the caller, into a stack buffer (M rows × KP pairs rounded up to
+//   16, zero-padded; ≤ 192 KB: M = 32 up to K = 3072; no allocation on the hot path; larger x takes another engine).
+// - tiles: C (0-3: rows 0-15 and 16-31 × the panel's two 16-column halves, fp32), A (4, 5: the same two row
+//   ranges × 16 pairs of x), B (6, 7: 16 pairs × 16 columns, the panel's rows at a 128-byte stride). Tile rows are
+//   set to the rows present (M ≤ 16: one row tile, 12 rows at M = 12), so no padding rows are multiplied.
+//   Measured, M = 12 / 24 / 32, 2 threads, GB/s of W read (this engine / the blocked AMX engine): ≈ 34-44 / 12-14,
+//   24-30 / 10-12, 20-31 / 14-18.
+// - no K blocking: each task walks its panels (contiguous in memory) start to end, and a software prefetch runs
+//   kPfBytes ahead of the tile loads along that contiguous range, so the next lines are in flight while the
+//   current chunk multiplies (tile loads stall on a miss; the hardware prefetcher stops at 4 KB pages).
+// - C starts at zero; the bias (and the GELU epilogue) is added to the stored rows, so the bias is the last term
+//   of the sum instead of the first (order only).
+// - work split: panel groups only (one row block), sized by gemmPanelsPerGroupBalanced so both threads get equal
+//   shares of N. Tile state is configured per task call and released after it.
+// Effect: 12-token batch-1 forward of the 12 × 768 model, 2 threads, p50 19.4-20.7 → 7.6-9.6 ms (3 interleaved
+// rounds, busy machine). With W from memory the engine reads 20-24 GB/s, about what a plain 2-thread streaming read
+// gets on this VM (24-25 GB/s), so the bf16 GEMMs are at the DRAM floor (170 MB per forward). Tried and dropped:
+// prefetch distance 2-32 KB and _MM_HINT_T1 (within noise), _MM_HINT_NTA on part of the panels so the rest stays
+// in L3 between forwards (much slower), 1 or 2 tasks per thread instead of the balanced groups (within noise).
+#include "ops.h"
+#include "simd.h"
+
+#if !defined(KST_NO_X86)
+#include <cstring>
+
+#define KST_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512bf16,avx512f,avx512bw,avx512vl,avx512dq,fma")))
+namespace kst {
+namespace cpu {
+namespace {
+
+constexpr int NR = 32;
+constexpr int kRows = 32;                  // most rows: two tiles of (up to) 16 rows
+constexpr size_t kMaxWords = 32 * 1536;    // the stack buffer for x: 192 KB (M = 32 up to K = 3072, M = 16 to 6144)
+constexpr int kPfBytes = 4096;     // prefetch distance along the task's panels (2, 4 KB best; 16, 32 KB worse)
+
+struct TileCfg {
+  uint8_t palette, start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+#include "gemm_driver.h"
+
+struct AmxSmallJob {
+  GemmSplit s;
+  const uint32_t* a;  // x as bf16 pairs: M rows of KPP words (KP rounded up to 16, zero-padded)
+  int M, N, KP, KPP;
+  const uint32_t* packed;
+  const float* bias;
+  float* y;
+  int ep;
+};
+
+// x[M][K] → dst[M][KPP] bf16 pairs (round to nearest even), zero past K.
+KST_AMX_TARGET void convertRows(const float* x, int M, int K, int KPP, uint32_t* dst) {
+  for (int r = 0; r < M; ++r) {
+    const float* s = x + static_cast<size_t>(r) * K;
+    uint32_t* d = dst + static_cast<size_t>(r) * KPP;
+    int k = 0;
+    for (; k + 32 <= K; k += 32)
+      _mm512_storeu_si512(d + k / 2, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + k + 16), _mm512_loadu_ps(s + k)));
+    for (; k < K; k += 2) {
+      const uint32_t lo = bf16Bits(s[k]), hi = k + 1 < K ? bf16Bits(s[k + 1]) : 0u;
+      d[k / 2] = lo | (hi << 16);
+    }
+    for (int j = (K + 1) / 2; j < KPP; ++j) d[j] = 0;
+  }
+}
+
+// rows × 32 floats at C (stride ld) += bias (32 floats), then GELU (ep 1 erf, 2 tanh) where ep.
+KST_AMX_TARGET void finish(float* C, int rows, int ld, const float* bias, int ep) {
+  const __m512 b0 = _mm512_loadu_ps(bias), b1 = _mm512_loadu_ps(bias + 16);
+  for (int r = 0; r < rows; ++r) {
+    float* c = C + static_cast<size_t>(r) * ld;
+    _mm512_storeu_ps(c, _mm512_add_ps(_mm512_loadu_ps(c), b0));
+    _mm512_storeu_ps(c + 16, _mm512_add_ps(_mm512_loadu_ps(c + 16), b1));
+  }
+  if (ep) gemmGeluEpilogue32(ep, C, rows, ld);
+}
+
+KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
+  const AmxSmallJob& j = *static_cast<const AmxSmallJob*>(ctx);
+  alignas(64) float cbuf[kRows * NR];
+  alignas(64) float bias[NR];
+  const int r0 = imin(j.M, 16), r1 = j.M - r0;  // rows of the first and second row tile (r1 may be 0)
+  TileCfg cfg;
+  std::memset(&cfg, 0, sizeof cfg);
+  cfg.palette = 1;
+  const int rows[8] = {r0, r0, r1, r1, r0, r1, 16, 16};  // 0-3: C (two row tiles × two column halves); 4, 5: A; 6, 7: B
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = static_cast<uint8_t>(rows[t]);
+    cfg.colsb[t] = rows[t] ? 64 : 0;
+  }
+  _tile_loadconfig(&cfg);
+  const int chunks = j.KPP / 16;
+  const size_t lda = static_cast<size_t>(j.KPP) * 4, ldy = static_cast<size_t>(j.N) * 4;
+  const uint32_t* A1 = j.a + static_cast<size_t>(16) * j.KPP;
+  for (int64_t t = begin; t < end; ++t) {
+    const GemmBlock b = gemmBlock(j.s, t);
+    for (int p = b.p0; p < b.p1; ++p) {
+      const uint32_t* B = j.packed + static_cast<size_t>(p) * j.KP * NR;
+      const int n0 = p * NR, cols = imin(NR, j.N - n0);
+      _tile_zero(0);
+      _tile_zero(1);
+      if (r1) {
+        _tile_zero(2);
+        _tile_zero(3);
+      }
+      for (int ch = 0; ch < chunks; ++ch) {
+        const uint32_t* Bc = B + static_cast<size_t>(ch) * 16 * NR;  // 16 pairs × 32 columns = 2 KB
+        const char* pf = reinterpret_cast<const char*>(Bc) + kPfBytes;
+#pragma GCC unroll 32
+        for (int l = 0; l < 32; ++l) _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
+        _tile_loadd(4, j.a + ch * 16, lda);
+        _tile_loadd(6, Bc, NR * 4);
+        _tile_loadd(7, Bc + 16, NR * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        if (r1) {
+          _tile_loadd(5, A1 + ch * 16, lda);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+      }
+      const float* bp = bias;
+      if (cols == NR && j.bias) {
+        bp = j.bias + n0;
+      } else {
+        for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
+      }
+      const bool full = cols == NR;
+      float* C = full ? j.y + n0 : cbuf;  // partial last panel: through the stack tile, valid columns copied out
+      const size_t ldc = full ? ldy : NR * 4;
+      _tile_stored(0, C, ldc);
+      _tile_stored(1, C + 16, ldc);
+      if (r1) {
+        _tile_stored(2, reinterpret_cast<char*>(C) + 16 * ldc, ldc);
+        _tile_stored(3, reinterpret_cast<char*>(C + 16) + 16 * ldc, ldc);
+      }
+      finish(C, j.M, static_cast<int>(ldc / 4), bp, j.ep);
+      if (!full)
+        for (int r = 0; r < j.M; ++r)
+          for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(r) * j.N + n0 + c] = cbuf[r * NR + c];
+    }
+  }
+  _tile_release();
+}
+
+}  // namespace
+
+bool amx_bf16_ready();
+
+// Whether gemm_bf16_amx_small takes an M × K GEMM (AMX usable, M ≤ 32, x fits the stack buffer).
+bool gemm_bf16_amx_small_fits(int M, int K) {
+  const size_t kpp = static_cast<size_t>(((K + 1) / 2 + 15) & ~15);
+  return M >= 1 && M <= kRows && M * kpp <= kMaxWords && amx_bf16_ready();
+}
+
+// ep: 0 none, 1 GELU erf, 2 GELU tanh. Requires gemm_bf16_amx_small_fits(M, w.K).
+KST_AMX_TARGET void gemm_bf16_amx_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y,
+                                        int ep, ThreadPool* pool) {
+  if (M <= 0 || w.N <= 0) return;
+  alignas(64) uint32_t abuf[kMaxWords];
+  AmxSmallJob j;
+  j.M = M;
+  j.N = w.N;
+  j.KP = (w.K + 1) / 2;
+  j.KPP = (j.KP + 15) & ~15;
+  j.a = abuf;
+  j.packed = reinterpret_cast<const uint32_t*>(w.pdata);
+  j.bias = bias;
+  j.y = y;
+  j.ep = ep;
+  convertRows(x, M, w.K, j.KPP, abuf);
+  j.s = gemmSplit(M, w.N, NR, gemmRows(M, M, 1));
+  gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, 1, poolThreads(pool)));
+  parallelRun(pool, j.s.tasks(), 1, task, &j);
+}
+
+}  // namespace cpu
+}  // namespace kst
+#endif
