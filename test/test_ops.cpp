@@ -63,7 +63,8 @@ static std::vector<Isa> simdIsas() {
 
 // ---------------------------------------------------------------- GEMM
 // Bound: |y - ref| <= 1e-5 · (Σ_k |x_k w_k| + |b|) + 1e-6 (only the summation order may differ).
-static void testGemm(Isa isa, int M, int N, int K, ThreadPool* pool, bool bias) {
+// scratch: the model's PackedWeight::act_scratch (null: the GEMM uses a buffer of its own).
+static void testGemm(Isa isa, int M, int N, int K, ThreadPool* pool, bool bias, AlignedBuffer* scratch = nullptr) {
   auto x = rnd(size_t(M) * K), W = rnd(size_t(N) * K), b = rnd(N);
   std::vector<float> ref(size_t(M) * N), got(size_t(M) * N, NAN);
   gemm_raw_ref(x.data(), M, N, K, W.data(), bias ? b.data() : nullptr, ref.data());
@@ -71,6 +72,7 @@ static void testGemm(Isa isa, int M, int N, int K, ThreadPool* pool, bool bias) 
   pw.raw = W.data();
   pw.N = N;
   pw.K = K;
+  pw.act_scratch = scratch;
   const Ops& ops = opsFor(isa);
   ops.pack(pw);
   ops.gemm(x.data(), M, pw, bias ? b.data() : nullptr, got.data(), pool);
@@ -1239,6 +1241,13 @@ int main(int argc, char** argv) {
       testGemm(isa, 197, 100, 800, p, true);
     }
     testGemm(isa, 61, 72 * 32 + 5, 769, &pool2, false);
+    {  // one scratch for several GEMMs, as the model shares it: grown, reused for a smaller M × K (stale contents
+       // from the earlier GEMM underneath), grown again
+      AlignedBuffer shared;
+      testGemm(isa, 197, 100, 800, &pool2, true, &shared);
+      testGemm(isa, 25, 33, 1543, &pool2, true, &shared);
+      testGemm(isa, 300, 64, 1000, &pool2, true, &shared);
+    }
     for (Activation act : {Activation::Gelu, Activation::GeluNew}) {
       const int gs[][3] = {{1, 1, 1}, {1, 7, 17}, {7, 33, 100}, {16, 3072, 64}, {13, 100, 300}, {200, 45, 24},
                            {12, 32, 513}, {385, 96, 40}};

@@ -73,10 +73,12 @@ class BertModel final : public Model {
       ops_->pack_bf16(w);
     } else if (int8_) {
       ops_->pack_int8(w);
-      w.act_scratch = &act8_;  // the quantised activations of every GEMM of this model (encode() is serialised)
     } else {
       ops_->pack(w);
     }
+    // The GEMMs' per-call copy of x (int8: the quantised activations; fp32 AVX-512 from 25 rows: x packed in row
+    // tiles), one buffer for every GEMM of this model (encode() is serialised), so the hot path does not allocate.
+    w.act_scratch = &act_scratch_;
   }
 
   BertConfig cfg_;
@@ -95,7 +97,7 @@ class BertModel final : public Model {
   std::vector<float> x_, qkv_, ctx_, tmp_, inter_;
   std::vector<int64_t> offsets_;
   cpu::AlignedBuffer scratch_;
-  cpu::AlignedBuffer act8_;  // int8: quantised activations, grown by the GEMMs to the largest batch seen
+  cpu::AlignedBuffer act_scratch_;  // PackedWeight::act_scratch of every layer, grown to the largest M × K seen
   std::string dump_dir_;
   int dump_seq_ = 0;
 };

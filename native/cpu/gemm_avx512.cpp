@@ -324,11 +324,12 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   PackedJob pj;
   pj.j = j;
   pj.tiles_per_block = (j.s.mc + MR - 1) / MR;
-  // M × K floats, this call's own. Above glibc's mmap threshold that is fresh pages on every call (8 × 128 tokens:
-  // ~9,800 page faults per forward pass); a scratch kept by the model removed them but saved no measurable time
-  // (sys 0.30 → 0.27 s over 10 forward passes, wall time equal within noise) and would hold up to 50 MB (4096
-  // tokens × 3072), so it is not done.
-  AlignedBuffer xp;
+  // M × K floats: the model's scratch (PackedWeight::act_scratch, grown to the largest M × K seen, so the hot path
+  // does not allocate; at 4,096 tokens × K 3,072 that is 50 MB, the size of the FFN activation the model holds
+  // anyway); a buffer of this call's own only where none is given (op tests, benchmarks). Allocating per call instead
+  // cost ~9,800 page faults per 8 × 128-token forward pass and no measurable wall time.
+  AlignedBuffer local;
+  AlignedBuffer& xp = w.act_scratch ? *w.act_scratch : local;
   xp.resize(static_cast<size_t>(M) * w.K);
   pj.xp = xp.data();
   parallelRun(pool, static_cast<int64_t>(j.s.mblocks) * pj.tiles_per_block, 1, packTask, &pj);

@@ -54,8 +54,9 @@ struct PackedWeight {
   int kq = 0;
   const float* qscale = nullptr;
   const int32_t* qsum = nullptr;
-  // int8: scratch for the quantised activations, owned by the model (one per model: encode() is serialised) and
-  // grown by the GEMM to the largest M seen; null = the GEMM allocates its own (op tests, benchmarks).
+  // Scratch for the GEMM's per-call copy of x — int8: the quantised activations; fp32 AVX-512 (M > 24): x packed in
+  // row tiles — owned by the model (one per model: encode() is serialised) and grown by the GEMM to the largest
+  // M × K seen; null = the GEMM allocates its own (op tests, benchmarks).
   AlignedBuffer* act_scratch = nullptr;
   AlignedBuffer packed;
   float* pdata = nullptr;  // == packed.data() once packed
