@@ -65,10 +65,10 @@ inline __attribute__((always_inline)) void kstep(const float* A, int lda, const 
 constexpr int kStreams = 4;
 constexpr int kStreamK = 512;
 
-// C[R][NR] = (acc ? C : bias) + A[R][0:K] · B[0:K][NR]
+// The micro-kernels' accumulators: start from C (a later K block) or from the bias (the first), and store them.
 template <int R>
-void kernel(const float* A, int lda, const float* B, int K, const float* bias, bool acc, float* C, int ldc) {
-  __m512 c0[R], c1[R];
+inline __attribute__((always_inline)) void loadTile(bool acc, const float* C, int ldc, const float* bias, __m512* c0,
+                                                    __m512* c1) {
   if (acc) {
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -83,6 +83,21 @@ void kernel(const float* A, int lda, const float* B, int K, const float* bias, b
       c1[r] = b1;
     }
   }
+}
+template <int R>
+inline __attribute__((always_inline)) void storeTile(float* C, int ldc, const __m512* c0, const __m512* c1) {
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    _mm512_storeu_ps(C + r * ldc, c0[r]);
+    _mm512_storeu_ps(C + r * ldc + 16, c1[r]);
+  }
+}
+
+// C[R][NR] = (acc ? C : bias) + A[R][0:K] · B[0:K][NR]
+template <int R>
+void kernel(const float* A, int lda, const float* B, int K, const float* bias, bool acc, float* C, int ldc) {
+  __m512 c0[R], c1[R];
+  loadTile<R>(acc, C, ldc, bias, c0, c1);
   int k = 0;
   if (K >= kStreamK) {
     const int seg = K / kStreams;
@@ -93,11 +108,7 @@ void kernel(const float* A, int lda, const float* B, int K, const float* bias, b
     k = kStreams * seg;
   }
   for (; k < K; ++k) kstep<R>(A, lda, B, k, 64, c0, c1);
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    _mm512_storeu_ps(C + r * ldc, c0[r]);
-    _mm512_storeu_ps(C + r * ldc + 16, c1[r]);
-  }
+  storeTile<R>(C, ldc, c0, c1);
 }
 
 void runKernel(int rows, const float* A, int lda, const float* B, int K, const float* bias, bool acc, float* C,
@@ -134,20 +145,7 @@ template <int R>
 void kernelP(const float* A, const float* B, int K, const float* bias, bool acc, int ep, float* C, int ldc,
              const float* next, int npf) {
   __m512 c0[R], c1[R];
-  if (acc) {
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      c0[r] = _mm512_loadu_ps(C + r * ldc);
-      c1[r] = _mm512_loadu_ps(C + r * ldc + 16);
-    }
-  } else {
-    const __m512 b0 = _mm512_loadu_ps(bias), b1 = _mm512_loadu_ps(bias + 16);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      c0[r] = b0;
-      c1[r] = b1;
-    }
-  }
+  loadTile<R>(acc, C, ldc, bias, c0, c1);
 #pragma GCC unroll 2
   for (int k = 0; k < K; ++k) {
     _mm_prefetch(reinterpret_cast<const char*>(B + (k + 16) * NR), _MM_HINT_T0);
@@ -174,11 +172,7 @@ void kernelP(const float* A, const float* B, int K, const float* bias, bool acc,
       c1[r] = gelu_tanh16(c1[r]);
     }
   }
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    _mm512_storeu_ps(C + r * ldc, c0[r]);
-    _mm512_storeu_ps(C + r * ldc + 16, c1[r]);
-  }
+  storeTile<R>(C, ldc, c0, c1);
 }
 
 void runKernelP(int rows, const float* A, const float* B, int K, const float* bias, bool acc, int ep, float* C,
