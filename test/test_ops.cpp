@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -136,10 +137,10 @@ void gemm_bf16_amx(const float* x, int M, const PackedWeight& w, const float* bi
 void gemm_bf16_dpbf16(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                       ThreadPool* pool);
 // the small-M (batch 1) engines: fp32 FMAs on widened bf16 (gemm_bf16_smallm_avx512.cpp) and AMX (…_amx_small_…)
-bool gemm_bf16_small_fits(int M, int K);
+bool gemm_bf16_small_fits(int M);
 void gemm_bf16_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                      ThreadPool* pool);
-bool gemm_bf16_amx_small_fits(int M, int K);
+bool gemm_bf16_amx_small_fits(int M);
 void gemm_bf16_amx_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                          ThreadPool* pool);
 }  // namespace cpu
@@ -147,7 +148,8 @@ void gemm_bf16_amx_small(const float* x, int M, const PackedWeight& w, const flo
 
 // engine: 0 = ops.gemm / ops.gemm_gelu (whichever the CPU selects), 1 = AVX512-BF16 vdpbf16ps, 2 = AMX tiles,
 // 3 = small-M fp32 FMAs, 4 = small-M AMX (3 and 4 only for the M, K they take: gemm_bf16_*small_fits).
-static void testGemmBf16(int M, int N, int K, ThreadPool* pool, bool gelu, int engine = 0) {
+static void testGemmBf16(int M, int N, int K, ThreadPool* pool, bool gelu, int engine = 0,
+                         AlignedBuffer* scratch = nullptr) {
   const Ops& ops = opsFor(Isa::Avx512);
   auto x = rnd(size_t(M) * K), W = rnd(size_t(N) * K), b = rnd(N);
   std::vector<float> ref(size_t(M) * N), got(size_t(M) * N, NAN);
@@ -159,6 +161,7 @@ static void testGemmBf16(int M, int N, int K, ThreadPool* pool, bool gelu, int e
   pw.N = N;
   pw.K = K;
   ops.pack_bf16(pw);
+  pw.act_scratch = scratch;
   if (engine == 1)
     gemm_bf16_dpbf16(x.data(), M, pw, b.data(), got.data(), gelu ? 1 : 0, pool);
   else if (engine == 2)
@@ -1299,13 +1302,17 @@ int main(int argc, char** argv) {
         continue;
       }
       for (auto& g : ss) {
-        const bool fits = engine == 3 ? gemm_bf16_small_fits(g[0], g[2]) : gemm_bf16_amx_small_fits(g[0], g[2]);
+        const bool fits = engine == 3 ? gemm_bf16_small_fits(g[0]) : gemm_bf16_amx_small_fits(g[0]);
         if (!fits) continue;  // M above the engine's rows: the dispatcher never sends it there
         for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemmBf16(g[0], g[1], g[2], p, false, engine);
       }
       testGemmBf16(13, 70, 51, &pool2, true, engine);
       testGemmBf16(12, 3072, 768, &pool2, true, engine);
       testGemmBf16(29, 70, 51, &pool2, true, engine);
+      AlignedBuffer shared;  // one scratch for several GEMMs, as the model shares it: grown, reused smaller, grown
+      for (auto& g : {std::array<int, 3>{12, 96, 3071}, {5, 33, 300}, {12, 70, 4001}})
+        if (engine == 3 ? gemm_bf16_small_fits(g[0]) : gemm_bf16_amx_small_fits(g[0]))
+          testGemmBf16(g[0], g[1], g[2], &pool2, false, engine, &shared);
     }
     for (int M : {1, 12, 16, 17, 24, 25, 32, 33})  // the dispatcher across the small-M thresholds
       testGemmBf16(M, 100, 769, &pool2, M % 2 == 0, 0);

@@ -9,8 +9,9 @@
 // fp32 for FMAs leaves the cores busy most of the time. A tile multiply costs next to nothing here, so only the
 // streaming of W matters; the blocked AMX engine (gemm_bf16_amx_avx512.cpp) pads M to 32-row tiles and cuts each
 // panel into 16 KB K blocks, which stalls the stream.
-// - x is rounded to bf16 pairs ONCE per call, by the caller, into a stack buffer (M rows × KP pairs rounded up to
-//   16, zero-padded; ≤ 192 KB: M = 32 up to K = 3072; no allocation on the hot path; larger x takes another engine).
+// - x is rounded to bf16 pairs ONCE per call, by the caller, into the model's scratch (PackedWeight::act_scratch,
+//   grown to the largest x seen, so no allocation on the hot path; a buffer of the call's own where none is given):
+//   M rows × KP pairs rounded up to 16, zero-padded.
 // - tiles: C (0-3: rows 0-15 and 16-31 × the panel's two 16-column halves, fp32), A (4, 5: the same two row
 //   ranges × 16 pairs of x), B (6, 7: 16 pairs × 16 columns, the panel's rows at a 128-byte stride). Tile rows are
 //   set to the rows present (M ≤ 16: one row tile, 12 rows at M = 12), so no padding rows are multiplied.
@@ -41,7 +42,6 @@ namespace {
 
 constexpr int NR = 32;
 constexpr int kRows = 32;                  // most rows: two tiles of (up to) 16 rows
-constexpr size_t kMaxWords = 32 * 1536;    // the stack buffer for x: 192 KB (M = 32 up to K = 3072, M = 16 to 6144)
 constexpr int kPfBytes = 4096;     // prefetch distance along the task's panels (2, 4 KB best; 16, 32 KB worse)
 
 struct TileCfg {
@@ -162,22 +162,22 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
 
 bool amx_bf16_ready();
 
-// Whether gemm_bf16_amx_small takes an M × K GEMM (AMX usable, M ≤ 32, x fits the stack buffer).
-bool gemm_bf16_amx_small_fits(int M, int K) {
-  const size_t kpp = static_cast<size_t>(((K + 1) / 2 + 15) & ~15);
-  return M >= 1 && M <= kRows && M * kpp <= kMaxWords && amx_bf16_ready();
-}
+// Whether gemm_bf16_amx_small takes an M-row GEMM (AMX usable, M ≤ 32).
+bool gemm_bf16_amx_small_fits(int M) { return M >= 1 && M <= kRows && amx_bf16_ready(); }
 
-// ep: 0 none, 1 GELU erf, 2 GELU tanh. Requires gemm_bf16_amx_small_fits(M, w.K).
+// ep: 0 none, 1 GELU erf, 2 GELU tanh. Requires gemm_bf16_amx_small_fits(M).
 KST_AMX_TARGET void gemm_bf16_amx_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y,
                                         int ep, ThreadPool* pool) {
   if (M <= 0 || w.N <= 0) return;
-  alignas(64) uint32_t abuf[kMaxWords];
   AmxSmallJob j;
   j.M = M;
   j.N = w.N;
   j.KP = (w.K + 1) / 2;
   j.KPP = (j.KP + 15) & ~15;
+  AlignedBuffer local;
+  AlignedBuffer& buf = w.act_scratch ? *w.act_scratch : local;
+  buf.resize(static_cast<size_t>(M) * j.KPP);  // uint32 words (bf16 pairs), 4 bytes like the buffer's floats
+  uint32_t* abuf = reinterpret_cast<uint32_t*>(buf.data());
   j.a = abuf;
   j.packed = reinterpret_cast<const uint32_t*>(w.pdata);
   j.bias = bias;

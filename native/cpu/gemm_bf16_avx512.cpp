@@ -29,10 +29,10 @@ void gemm_bf16_amx(const float* x, int M, const PackedWeight& w, const float* bi
                    ThreadPool* pool);
 // The small-M (batch 1) engines: gemm_bf16_amx_small_avx512.cpp (AMX) and gemm_bf16_smallm_avx512.cpp (widened to
 // fp32 FMAs); each says whether it takes an M × K GEMM.
-bool gemm_bf16_amx_small_fits(int M, int K);
+bool gemm_bf16_amx_small_fits(int M);
 void gemm_bf16_amx_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                          ThreadPool* pool);
-bool gemm_bf16_small_fits(int M, int K);
+bool gemm_bf16_small_fits(int M);
 void gemm_bf16_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                      ThreadPool* pool);
 
@@ -203,14 +203,14 @@ void pack_bf16_avx512(PackedWeight& w) {
 namespace {
 // Engine choice (M = rows of x; measured at M = 1, 12, 16, 24 on the four BERT-base shapes, 2 threads, W streamed
 // from memory, GB/s of W read — see the small-M files' headers for why):
-// - AMX: M ≤ 32 (and x within its stack buffer) the small-M AMX engine (≈ 35-40 GB/s at M = 12 vs 12 GB/s for the
+// - AMX: M ≤ 32 the small-M AMX engine (≈ 35-40 GB/s at M = 12 vs 12 GB/s for the
 //   blocked AMX engine), above it the blocked AMX engine;
 // - no AMX: M ≤ 24 the small-M fp32-FMA engine (M = 12: 16-22 GB/s vs 11-14 for vdpbf16ps, which retires at half
 //   the FMA rate here), above it the blocked vdpbf16ps engine.
 void dispatch(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool) {
-  if (gemm_bf16_amx_small_fits(M, w.K)) return gemm_bf16_amx_small(x, M, w, bias, y, ep, pool);
+  if (gemm_bf16_amx_small_fits(M)) return gemm_bf16_amx_small(x, M, w, bias, y, ep, pool);
   if (amx_bf16_ready()) return gemm_bf16_amx(x, M, w, bias, y, ep, pool);
-  if (gemm_bf16_small_fits(M, w.K)) return gemm_bf16_small(x, M, w, bias, y, ep, pool);
+  if (gemm_bf16_small_fits(M)) return gemm_bf16_small(x, M, w, bias, y, ep, pool);
   run(x, M, w, bias, y, ep, pool);
 }
 }  // namespace

@@ -11,8 +11,8 @@
 // k) and multiplied with plain FMAs: ≈ 16-22 GB/s at M = 12 (M = 24: 10 GB/s, still ahead of vdpbf16ps' 7).
 // Products of two bf16 values are exact in fp32, so the only difference from the reference is summation order.
 // As the fp32 small-M path (gemm_avx512.cpp):
-// - x is rounded to bf16 and widened back to fp32 ONCE per call, by the caller, into a stack buffer (≤ 288 KB:
-//   M = 24 up to K = 3072; no allocation on the hot path; larger x falls back to the blocked engine);
+// - x is rounded to bf16 and widened back to fp32 ONCE per call, by the caller, into the model's scratch
+//   (PackedWeight::act_scratch, grown to the largest x seen: no allocation on the hot path);
 // - no K blocking: each panel (KP × 128 bytes: 48 KB at K = 768, 192 KB at K = 3072) is walked once, start to end,
 //   for every row tile (a second row tile, M > 12, re-reads it from L2);
 // - the walk interleaves four k-streams (pairs i, KP/4 + i, KP/2 + i, 3KP/4 + i; the tail KP mod 4 last) with a
@@ -32,8 +32,7 @@ namespace {
 
 constexpr int NR = 32;
 constexpr int MR = 12;
-constexpr int kBf16SmallRows = 24;  // most rows this engine takes (two row tiles); the stack buffer's height
-constexpr size_t kMaxFloats = 24 * 3072;  // the stack buffer for x: 288 KB (M = 12 up to K = 6144)
+constexpr int kBf16SmallRows = 24;  // most rows this engine takes (two row tiles)
 constexpr int kStreams = 4;
 constexpr int kStreamKP = 256;  // four streams from K = 512 up; shorter panels are one stream
 constexpr int kPf = 32;         // prefetch distance in pairs (32 × 128 B = 4 KB ahead per stream)
@@ -182,17 +181,17 @@ KST_BF16_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
 
 }  // namespace
 
-// Whether gemm_bf16_small takes an M × K GEMM: M ≤ kBf16SmallRows (the caller's threshold) and x fits the stack
-// buffer.
-bool gemm_bf16_small_fits(int M, int K) {
-  return M >= 1 && M <= kBf16SmallRows && static_cast<size_t>(M) * ((K + 1) & ~1) <= kMaxFloats;
-}
+// Whether gemm_bf16_small takes an M-row GEMM: M ≤ kBf16SmallRows (the caller's threshold).
+bool gemm_bf16_small_fits(int M) { return M >= 1 && M <= kBf16SmallRows; }
 
-// ep: 0 none, 1 GELU erf, 2 GELU tanh. Requires gemm_bf16_small_fits(M, w.K).
+// ep: 0 none, 1 GELU erf, 2 GELU tanh. Requires gemm_bf16_small_fits(M).
 KST_BF16_TARGET void gemm_bf16_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                                      ThreadPool* pool) {
   if (M <= 0 || w.N <= 0) return;
-  alignas(64) float abuf[kMaxFloats];
+  AlignedBuffer local;
+  AlignedBuffer& buf = w.act_scratch ? *w.act_scratch : local;
+  buf.resize(static_cast<size_t>(M) * ((w.K + 1) & ~1));
+  float* abuf = buf.data();
   SmallJob j;
   j.M = M;
   j.N = w.N;

@@ -55,7 +55,7 @@ struct PackedWeight {
   const float* qscale = nullptr;
   const int32_t* qsum = nullptr;
   // Scratch for the GEMM's per-call copy of x — int8: the quantised activations; fp32 AVX-512 (M > 24): x packed in
-  // row tiles — owned by the model (one per model: encode() is serialised) and grown by the GEMM to the largest
+  // row tiles; bf16 small-M engines: x rounded to bf16 — owned by the model (one per model: encode() is serialised) and grown by the GEMM to the largest
   // M × K seen; null = the GEMM allocates its own (op tests, benchmarks).
   AlignedBuffer* act_scratch = nullptr;
   AlignedBuffer packed;
