@@ -202,8 +202,7 @@ KST_BF16_TARGET void gemm_bf16_small(const float* x, int M, const PackedWeight& 
   j.y = y;
   j.ep = ep;
   convertRows(x, M, w.K, abuf);
-  j.s = gemmSplit(M, w.N, NR, gemmRows(M, M, 1));
-  gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, 1, poolThreads(pool)));
+  j.s = gemmSplitColumns(M, w.N, NR, poolThreads(pool));
   parallelRun(pool, j.s.tasks(), 1, task, &j);
 }
 

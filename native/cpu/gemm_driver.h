@@ -72,6 +72,13 @@ inline void gemmSetGroups(GemmSplit& s, int pg) {
   s.pg = pg;
   s.n_pg = (s.panels + pg - 1) / pg;
 }
+// The small-M (batch 1) engines' split: one row block of all M rows, panel groups sized so every thread gets an
+// equal share of N.
+inline GemmSplit gemmSplitColumns(int M, int N, int nr, int threads) {
+  GemmSplit s = gemmSplit(M, N, nr, gemmRows(M, M, 1));
+  gemmSetGroups(s, gemmPanelsPerGroupBalanced(s.panels, 1, threads));
+  return s;
+}
 
 // Rows [m0, m1) and panels [p0, p1) of task t.
 struct GemmBlock {

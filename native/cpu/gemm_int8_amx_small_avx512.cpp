@@ -133,8 +133,7 @@ void gemm_int8_amx_small(const Int8Acts& a, int M, const PackedWeight& w, const 
   if (M <= 0 || w.N <= 0) return;
   GemmInt8Job j;
   gemmInt8Operands(j, a, w, bias, y, ep);
-  j.s = gemmSplit(M, w.N, NR, gemmRows(M, M, 1));
-  gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, 1, poolThreads(pool)));
+  j.s = gemmSplitColumns(M, w.N, NR, poolThreads(pool));
   parallelRun(pool, j.s.tasks(), 1, task, &j);
 }
 
