@@ -128,6 +128,25 @@ static void testGemmGelu(Isa isa, int M, int N, int K, Activation act, ThreadPoo
 }
 
 // ---------------------------------------------------------------- bf16 GEMM (AVX512-BF16)
+// The AVX-512 packed path packs each (row tile, K block) of x on first use, inside the first kernel call that reads
+// it, by whichever task gets there first (gemm_avx512.cpp): K = 3072 (four K blocks) on both sides of the M = 24
+// threshold; several row blocks (397 rows: 3 blocks) with an odd K and an N tail; a panel group holding only the
+// partial panel (N = 16: it packs every K block itself); 3 threads on 2 cores (tasks of one row block starting at
+// different tiles, one often descheduled while packing); GELU after four K blocks.
+static void testGemmPackOnUse(Isa isa) {
+  ThreadPool pool2(2), pool3(3);
+  for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) {
+    testGemm(isa, 24, 100, 3072, p, true);
+    testGemm(isa, 25, 100, 3072, p, true);
+    testGemm(isa, 397, 70, 3071, p, false);
+    testGemm(isa, 50, 16, 1000, p, true);
+  }
+  testGemm(isa, 64, 768, 3072, &pool2, true);
+  testGemm(isa, 131, 97, 2049, &pool3, true);
+  testGemm(isa, 50, 16, 1000, &pool3, false);
+  for (Activation act : {Activation::Gelu, Activation::GeluNew}) testGemmGelu(isa, 70, 773, 3072, act, &pool2);
+}
+
 // Reference: gemm_bf16_raw_ref (x and W rounded to bf16, fp32 sums); only the summation order may differ, so the
 // fp32 GEMM bound applies. With gelu: the epilogue is checked against gelu_ref of that reference.
 namespace kst {
@@ -1248,6 +1267,7 @@ int main(int argc, char** argv) {
       testGemm(isa, 197, 100, 800, p, true);
     }
     testGemm(isa, 61, 72 * 32 + 5, 769, &pool2, false);
+    testGemmPackOnUse(isa);
     {  // one scratch for several GEMMs, as the model shares it: grown, reused for a smaller M × K (stale contents
        // from the earlier GEMM underneath), grown again
       AlignedBuffer shared;
