@@ -128,12 +128,10 @@ static void testGemmGelu(Isa isa, int M, int N, int K, Activation act, ThreadPoo
 }
 
 // ---------------------------------------------------------------- bf16 GEMM (AVX512-BF16)
-// The AVX-512 packed path packs each (row tile, K block) of x on first use, inside the first kernel call that reads
-// it, by whichever task gets there first (gemm_avx512.cpp): K = 3072 (four K blocks) on both sides of the M = 24
+// K = 3072 (the FFN output projection: four K blocks on the AVX-512 packed path) on both sides of the M = 24
 // threshold; several row blocks (397 rows: 3 blocks) with an odd K and an N tail; a panel group holding only the
-// partial panel (N = 16: it packs every K block itself); 3 threads on 2 cores (tasks of one row block starting at
-// different tiles, one often descheduled while packing); GELU after four K blocks.
-static void testGemmPackOnUse(Isa isa) {
+// partial panel (N = 16); 3 threads on 2 cores; GELU after four K blocks.
+static void testGemmLongK(Isa isa) {
   ThreadPool pool2(2), pool3(3);
   for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) {
     testGemm(isa, 24, 100, 3072, p, true);
@@ -1267,7 +1265,7 @@ int main(int argc, char** argv) {
       testGemm(isa, 197, 100, 800, p, true);
     }
     testGemm(isa, 61, 72 * 32 + 5, 769, &pool2, false);
-    testGemmPackOnUse(isa);
+    testGemmLongK(isa);
     {  // one scratch for several GEMMs, as the model shares it: grown, reused for a smaller M × K (stale contents
        // from the earlier GEMM underneath), grown again
       AlignedBuffer shared;

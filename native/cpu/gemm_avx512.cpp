@@ -2,22 +2,18 @@
 // k-major: panel p holds W[32p + j][k] at [p][k][j] (zero-padded past N). The 12×32 micro-kernel keeps
 // 24 zmm accumulators and broadcasts x[m][k]. Two paths:
 //
-// M > 24 (the packed path, this file's driver, packedTask): x is packed per row tile (≤ 12 rows) into a
+// M > 24 (the packed path, this file's driver, packedTask): x is first packed per row tile (≤ 12 rows) into a
 // contiguous k-major copy (rows floats per k), so the kernel's broadcasts read one sequential stream instead of
-// 12 rows K floats apart (K = 3072: 12 KB apart, every row in the same L1 set; K = 768: 3 KB apart). K runs in
+// 12 rows K floats apart (K = 3072: 12 KB apart, every row in the same L1 set; K = 768: 3 KB apart). Packing is its
+// own parallel pass (a 16×16 register transpose per 16 k; 2–3 % of a 64- or 1024-token forward pass in perf) so
+// that every (row block, panel group) task reads the packed copy instead of re-packing it per panel group. K runs in
 // balanced blocks of ≤ KCP = 768: the 12 × kc tile of packed x (≤ 36 KB) stays in L1 while the panel's kc × 32
 // slice comes from L2, and K = 768 needs no pass that reloads C (KC 256 / 384 / 512 / 1024 / 1536 measured lower
 // or equal within noise). `test_ops --peak-json 2` (FMA peak ≈ 445 GFLOP/s), GFLOP/s, before (unpacked, KC 256)
-// → after (this path with packing in a pass of its own, with the prefetch and epilogue below), 2–3 runs each:
-// 64 × 2304 × 768 283 / 300 → 339 / 365 / 351; 128 × 3072 × 768 313 / 305 → 367 / 377 / 358; 512 × 2304 × 768
-// 294 / 296 → 345 / 349 / 349; the K = 3072 rows gain least: 64 × 768 × 3072 306 / 315 → 326 / 345 / 323,
-// 128 × 768 × 3072 284 / 282 → 311 / 316 / 321 (≈ 71–77 % of peak; still below 80 %).
-// Packing happens on first use, per (row tile, K block): the first kernel call that needs a block (whichever task
-// gets there first; an atomic flag per block) reads x's rows directly and stores each scalar it broadcasts into the
-// packed copy (kernelP<R, true>: one more load and a scalar store per row and k, no shuffles); every later panel
-// reads the copy. The pass of its own it replaces (a 16×16 register transpose) was 3 % of a 64 × 768 × 3072 GEMM
-// on 1 thread (0.053 of ≈ 1.7 ms; N = 768 makes x, M × K, large next to the work, M × N × K) and ended in a
-// barrier; packed on first use the block is still in L1/L2 when the next panels read it.
+// → after (this path, with the prefetch and epilogue below), 2–3 runs each: 64 × 2304 × 768 283 / 300 → 339 / 365
+// / 351; 128 × 3072 × 768 313 / 305 → 367 / 377 / 358; 512 × 2304 × 768 294 / 296 → 345 / 349 / 349; the K = 3072
+// rows gain least: 64 × 768 × 3072 306 / 315 → 326 / 345 / 323, 128 × 768 × 3072 284 / 282 → 311 / 316 / 321
+// (≈ 71–77 % of peak; still below 80 %).
 //
 // M ≤ 24 (the small-M path, gemmF32Task in gemm_driver.h, shared with gemm_avx2.cpp and compiled here with this
 // file's flags): x unpacked (M × K stays in L1/L2), K not blocked: each panel (K × 128 bytes) is read from DRAM
@@ -32,10 +28,6 @@
 // count where possible (no thread idles at the end); at batch 1 (one row block) that splits N across the threads.
 // Row tiles inside a block are balanced from the block's own row count (16 rows → 8 + 8, 64 → 5 × 11 + 9; on the
 // packed path 5 × 12 + 4 measured equal within noise at M = 64).
-#include <atomic>
-#include <memory>
-#include <thread>
-
 #include "ops.h"
 #include "simd.h"
 
@@ -141,8 +133,7 @@ void runKernel(int rows, const float* A, int lda, const float* B, int K, const f
 
 // ---- The packed path (M > 24) ---------------------------------------------------------------------------------
 // C[R][NR] = ep((acc ? C : bias) + A[0:K][R] · B[0:K][NR]), A a packed row tile (R floats per k), ep 0 none, 1 GELU
-// erf, 2 GELU tanh (the caller passes it with the last K block). kPack: A is not packed yet; the kernel reads
-// X[r · ldx + k] instead and writes A as it goes (the broadcast's low lane, so no shuffle port is used). The software prefetch 16 k steps (2 KB) ahead
+// erf, 2 GELU tanh (the caller passes it with the last K block). The software prefetch 16 k steps (2 KB) ahead
 // keeps the panel slice coming from L2 (8 to 64 measured equal within noise; 16 kept). `next` + 16k (k < npf) is
 // prefetched into L2 as well, one line per k step: the caller points it at its share of the slice it reads next,
 // so that slice's trip from DRAM (in a forward pass every weight is read from memory once per GEMM) overlaps this
@@ -150,9 +141,9 @@ void runKernel(int rows, const float* A, int lda, const float* B, int K, const f
 // GELU is applied in registers before the store: reloading the tile just stored (rows N floats apart; N = 3072 is
 // 12 KB, so every row aliases the previous row's store in its low 12 address bits) stalled on those stores: the
 // reload was 40 % of the driver's own time in a perf profile of the 8 × 128-token forward.
-template <int R, bool kPack>
-void kernelP(float* A, const float* X, int ldx, const float* B, int K, const float* bias, bool acc, int ep, float* C,
-             int ldc, const float* next, int npf) {
+template <int R>
+void kernelP(const float* A, const float* B, int K, const float* bias, bool acc, int ep, float* C, int ldc,
+             const float* next, int npf) {
   __m512 c0[R], c1[R];
   loadTile<R>(acc, C, ldc, bias, c0, c1);
 #pragma GCC unroll 2
@@ -163,8 +154,7 @@ void kernelP(float* A, const float* X, int ldx, const float* B, int K, const flo
     const __m512 w0 = _mm512_load_ps(B + k * NR), w1 = _mm512_load_ps(B + k * NR + 16);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const __m512 a = _mm512_set1_ps(kPack ? X[r * ldx + k] : A[k * R + r]);
-      if (kPack) _mm_store_ss(A + k * R + r, _mm512_castps512_ps128(a));
+      const __m512 a = _mm512_set1_ps(A[k * R + r]);
       c0[r] = _mm512_fmadd_ps(a, w0, c0[r]);
       c1[r] = _mm512_fmadd_ps(a, w1, c1[r]);
     }
@@ -185,79 +175,59 @@ void kernelP(float* A, const float* X, int ldx, const float* B, int K, const flo
   storeTile<R>(C, ldc, c0, c1);
 }
 
-template <bool kPack>
-void runKernelP(int rows, float* A, const float* X, int ldx, const float* B, int K, const float* bias, bool acc,
-                int ep, float* C, int ldc, const float* next, int npf) {
+void runKernelP(int rows, const float* A, const float* B, int K, const float* bias, bool acc, int ep, float* C,
+                int ldc, const float* next, int npf) {
   switch (rows) {
-    case 12: kernelP<12, kPack>(A, X, ldx, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 11: kernelP<11, kPack>(A, X, ldx, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 10: kernelP<10, kPack>(A, X, ldx, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 9: kernelP<9, kPack>(A, X, ldx, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 8: kernelP<8, kPack>(A, X, ldx, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 7: kernelP<7, kPack>(A, X, ldx, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 6: kernelP<6, kPack>(A, X, ldx, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 5: kernelP<5, kPack>(A, X, ldx, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 4: kernelP<4, kPack>(A, X, ldx, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 3: kernelP<3, kPack>(A, X, ldx, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 2: kernelP<2, kPack>(A, X, ldx, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    default: kernelP<1, kPack>(A, X, ldx, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 12: kernelP<12>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 11: kernelP<11>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 10: kernelP<10>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 9: kernelP<9>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 8: kernelP<8>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 7: kernelP<7>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 6: kernelP<6>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 5: kernelP<5>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 4: kernelP<4>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 3: kernelP<3>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    case 2: kernelP<2>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
+    default: kernelP<1>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
   }
 }
 
 // The job: the fp32 driver's job plus the packed copy of x. Row tile i of row block [m0, m1) covers rows
 // [m, m + rows), m = m0 + i·tr, tr = gemmTileRows(m1 − m0, MR), rows = min(tr, m1 − m), and is stored at
-// xp + m·K as [K][rows]; its K block b (k0 = b·kc) at xp + m·K + k0·rows. A block has at most tiles_per_block =
-// ceil(mc / MR) tiles. state[(mb · tiles_per_block + i) · kblocks + b]: 0 not packed, 1 being packed, 2 packed.
+// xp + m·K as [K][rows]. A block has at most tiles_per_block = ceil(mc / MR) tiles.
 struct PackedJob {
   GemmF32Job j;
   float* xp;
-  int tiles_per_block, kblocks, threads;
-  std::atomic<int>* state;
+  int tiles_per_block;
 };
 
-// Rows [0, rows) (rows ≤ MR, row stride ld), columns [0, K) of src → dst[k][rows], 16 k at a time through a
-// register transpose (transpose16x16, simd.h).
-void packTile(const float* src, int rows, int ld, int K, float* dst) {
+// One row tile of x (rows ≤ MR, row stride K) → dst[k][rows], 16 k at a time through a register transpose
+// (transpose16x16, simd.h).
+void packTile(const float* src, int rows, int K, float* dst) {
   const __mmask16 rmask = static_cast<__mmask16>((1u << rows) - 1);
   for (int k = 0; k < K; k += 16) {
     const int n = imin(16, K - k);
     const __mmask16 kmask = static_cast<__mmask16>((1u << n) - 1);
     __m512 r[16];
     for (int i = 0; i < 16; ++i)
-      r[i] = i < rows ? _mm512_maskz_loadu_ps(kmask, src + static_cast<size_t>(i) * ld + k) : _mm512_setzero_ps();
+      r[i] = i < rows ? _mm512_maskz_loadu_ps(kmask, src + static_cast<size_t>(i) * K + k) : _mm512_setzero_ps();
     transpose16x16(r);
     for (int i = 0; i < n; ++i) _mm512_mask_storeu_ps(dst + static_cast<size_t>(k + i) * rows, rmask, r[i]);
   }
 }
 
-// K block b of row tile i of row block mb: returns true if the caller is to pack it (it was not packed and no other
-// task is packing it; the caller then calls packed() when done), else waits until it is packed and returns false.
-// Packing on first use instead of in a pass of its own: the packed block is used while it is still in L1/L2, and no
-// thread waits at a barrier between packing and compute.
-std::atomic<int>& packState(const PackedJob& pj, int mb, int i, int b) {
-  return pj.state[(static_cast<size_t>(mb) * pj.tiles_per_block + i) * pj.kblocks + b];
-}
-bool claimOrWait(std::atomic<int>& st) {
-  if (st.load(std::memory_order_acquire) == 2) return false;
-  int expected = 0;
-  if (st.compare_exchange_strong(expected, 1, std::memory_order_acquire)) return true;
-  for (int spins = 0; st.load(std::memory_order_acquire) != 2; ++spins) {
-    if (spins < 4096) _mm_pause();
-    else std::this_thread::yield();  // the packer was descheduled (a busy machine)
-  }
-  return false;
-}
-void packed(std::atomic<int>& st) { st.store(2, std::memory_order_release); }
-
-// Makes sure K block b of row tile i (rows [m, m + rows)) is packed (the partial panel, which reads the whole K).
-void ensurePacked(const PackedJob& pj, int mb, int i, int m, int rows, int b) {
+// Packs row tiles [begin, end) (numbered over all row blocks, tiles_per_block each).
+void packTask(void* ctx, int64_t begin, int64_t end, int) {
+  const PackedJob& pj = *static_cast<const PackedJob*>(ctx);
   const GemmF32Job& j = pj.j;
-  std::atomic<int>& st = packState(pj, mb, i, b);
-  if (!claimOrWait(st)) return;
-  const int k0 = b * j.kc, kc = imin(j.kc, j.K - k0);
-  packTile(j.x + static_cast<size_t>(m) * j.K + k0, rows, j.K, kc,
-           pj.xp + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows);
-  packed(st);
+  for (int64_t t = begin; t < end; ++t) {
+    const int mb = static_cast<int>(t / pj.tiles_per_block), ti = static_cast<int>(t % pj.tiles_per_block);
+    const int m0 = mb * j.s.mc, m1 = imin(j.s.M, m0 + j.s.mc);
+    const int tr = gemmTileRows(m1 - m0, MR), m = m0 + ti * tr;
+    if (m >= m1) continue;
+    packTile(j.x + static_cast<size_t>(m) * j.K, imin(tr, m1 - m), j.K, pj.xp + static_cast<size_t>(m) * j.K);
+  }
 }
 
 // gemmF32Task's loops (K blocks, then panels, then row tiles; partial last panel over the whole K into a stack
@@ -272,12 +242,7 @@ void packedTask(void* ctx, int64_t begin, int64_t end, int) {
     const int m0 = b.m0, m1 = b.m1, p0 = b.p0, p1 = b.p1;
     const int pf = imin(p1, j.s.full_panels);  // full panels of this group: [p0, pf)
     const int tr = gemmTileRows(m1 - m0, MR);
-    const int mb = static_cast<int>(t / j.s.n_pg), gb = static_cast<int>(t % j.s.n_pg);
-    const int ntiles = (m1 - m0 + tr - 1) / tr;
-    // Tasks of the same row block that run at the same time (consecutive task numbers) start at different row
-    // tiles, so that they pack different tiles instead of one waiting for the other's.
-    const int first = (gb % pj.threads) * ntiles / pj.threads;
-    for (int k0 = 0, kb = 0; k0 < j.K; k0 += j.kc, ++kb) {
+    for (int k0 = 0; k0 < j.K; k0 += j.kc) {
       const int kc = imin(j.kc, j.K - k0);
       const bool last = k0 + kc >= j.K;
       for (int p = p0; p < pf; ++p) {
@@ -298,20 +263,13 @@ void packedTask(void* ctx, int64_t begin, int64_t end, int) {
         const float* next = p + 1 < pf ? B + static_cast<size_t>(j.K) * NR
                             : k0 + kc < j.K ? j.packed + (static_cast<size_t>(p0) * j.K + k0 + kc) * NR
                                             : nullptr;
-        const int lp = (2 * kc + ntiles - 1) / ntiles;
-        for (int ti = 0; ti < ntiles; ++ti) {
-          const int i = (first + ti) % ntiles, m = m0 + i * tr, rows = imin(tr, m1 - m);
+        const int ntiles = (m1 - m0 + tr - 1) / tr, lp = (2 * kc + ntiles - 1) / ntiles;
+        for (int m = m0, ti = 0; m < m1; m += tr, ++ti) {
+          const int rows = imin(tr, m1 - m);
           float* C = j.y + static_cast<size_t>(m) * j.N + n0;
           const float* pn = next ? next + static_cast<size_t>(ti) * lp * 16 : B;
-          float* A = pj.xp + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows;
-          std::atomic<int>& st = packState(pj, mb, i, kb);
-          if (claimOrWait(st)) {  // this kernel call packs the block as it reads it
-            runKernelP<true>(rows, A, j.x + static_cast<size_t>(m) * j.K + k0, j.K, B, kc, bp, k0 > 0,
-                             last ? j.ep : 0, C, j.N, pn, next ? lp : 0);
-            packed(st);
-          } else {
-            runKernelP<false>(rows, A, nullptr, 0, B, kc, bp, k0 > 0, last ? j.ep : 0, C, j.N, pn, next ? lp : 0);
-          }
+          runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows, B, kc, bp, k0 > 0,
+                     last ? j.ep : 0, C, j.N, pn, next ? lp : 0);
         }
       }
     }
@@ -319,11 +277,9 @@ void packedTask(void* ctx, int64_t begin, int64_t end, int) {
       const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
       const int n0 = p * NR, cols = j.N - n0;
       for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
-      for (int i = 0; i < ntiles; ++i) {
-        const int m = m0 + i * tr, rows = imin(tr, m1 - m);
-        for (int b = 0; b < pj.kblocks; ++b) ensurePacked(pj, mb, i, m, rows, b);
-        runKernelP<false>(rows, pj.xp + static_cast<size_t>(m) * j.K, nullptr, 0, B, j.K, bias, false, j.ep, tile, NR,
-                          B, 0);
+      for (int m = m0; m < m1; m += tr) {
+        const int rows = imin(tr, m1 - m);
+        runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K, B, j.K, bias, false, j.ep, tile, NR, B, 0);
         for (int r = 0; r < rows; ++r)
           for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
       }
@@ -370,12 +326,7 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   AlignedBuffer& xp = w.act_scratch ? *w.act_scratch : local;
   xp.resize(static_cast<size_t>(M) * w.K);
   pj.xp = xp.data();
-  pj.kblocks = kblocks;
-  pj.threads = imax(1, poolThreads(pool));
-  const size_t nstate = static_cast<size_t>(j.s.mblocks) * pj.tiles_per_block * kblocks;
-  std::unique_ptr<std::atomic<int>[]> state(new std::atomic<int>[nstate]);
-  for (size_t i = 0; i < nstate; ++i) state[i].store(0, std::memory_order_relaxed);
-  pj.state = state.get();
+  parallelRun(pool, static_cast<int64_t>(j.s.mblocks) * pj.tiles_per_block, 1, packTask, &pj);
   parallelRun(pool, j.s.tasks(), 1, packedTask, &pj);
 }
 }  // namespace
