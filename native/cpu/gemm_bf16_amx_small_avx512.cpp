@@ -1,4 +1,4 @@
-// The bf16 GEMM y = x Wᵀ + b at small M (≤ kMaxRows = 128 rows: batch 1, short batches) on AMX tiles.
+// The bf16 GEMM y = x Wᵀ + b at small M (≤ kMaxRows = 512 rows: batch 1, short batches) on AMX tiles.
 // gemm_bf16_avx512.cpp routes small M here where AMX is usable (amx_bf16_ready()); where it is not,
 // gemm_bf16_small (gemm_bf16_smallm_avx512.cpp) runs.
 // Same packed weights (panels of 32 columns × k-pairs, pack_bf16_avx512, with the zeroed slack the AMX engines read
@@ -26,8 +26,12 @@
 //   Measured (engines alone, the 4 BERT-base shapes × 8 copies so W comes from memory, 1 thread pinned, µs per
 //   layer, this engine / the blocked one): M = 32 1250-1330 / 1950-2050, 33 1550-1700 / 3250-3350, 48 1630-1730 /
 //   3680-3840, 64 1770-1830 / 2410-2500, 96 2190-2240 / 3140-3170, 128 2450-2640 / 3650-3730, 256 4380-4990 /
-//   7440-7920. kMaxRows stays at 128 all the same: the copy of x (M × K bf16) must stay in L2 across the panels
-//   (K = 3072: 768 KB at 128 rows).
+//   7440-7920; 2 threads (the other core not idle): 33 1870-1960 / 3610-3770, 128 2630 / 4070-4200, 512
+//   9650-10680 / 12370-13440, 768 16760-16990 / 19340-20010. kMaxRows = 512 (not measured end to end above it;
+//   x's bf16 copy, M × K × 2 bytes, then outgrows L2 at K = 3072). End to end (encodeIds, 2 threads, p50 ms,
+//   main / this engine to 128 rows / to 512): batch 1 × 33 tokens 42.4-43.3 / 25.0; × 64: 38.6-40.1 / 31.0-32.6;
+//   × 128: 62.5-63.8 / 48.1-48.8; batch 4 × 64 tokens 114-116 / 116-118 / 79-80; batch 16 × 32: 209-212 / 206-209
+//   / 152-154.
 // - no K blocking: each task walks its panels (contiguous in memory) start to end, and a software prefetch runs
 //   kPfBytes ahead of the tile loads along that contiguous range, so the next lines are in flight while the
 //   current chunk multiplies (tile loads stall on a miss; the hardware prefetcher stops at 4 KB pages).
@@ -53,7 +57,7 @@ namespace {
 
 constexpr int NR = 32;
 constexpr int kGroupRows = 32;  // rows per pass over a panel: two tiles of (up to) 16 rows
-constexpr int kMaxRows = 128;   // the most rows this engine takes (gemm_bf16_amx_small_fits)
+constexpr int kMaxRows = 512;   // the most rows this engine takes (gemm_bf16_amx_small_fits)
 constexpr int kPfBytes = 4096;     // prefetch distance along the task's panels (2, 4 KB best; 16, 32 KB worse)
 
 struct TileCfg {

@@ -1,4 +1,4 @@
-// The int8 GEMM at small M (≤ kMaxRows = 128 rows: batch 1, short batches) on AMX tiles (AMX-INT8 `tdpbusd`),
+// The int8 GEMM at small M (≤ kMaxRows = 384 rows: batch 1, short batches) on AMX tiles (AMX-INT8 `tdpbusd`),
 // used by gemm_int8_avx512.cpp for 1 ≤ M ≤ kMaxRows where AMX-INT8 is usable. Same inputs as the other int8
 // engines (the per-row u8 activations quantised once per GEMM, the packed s8 panels of 32 columns × k-quads padded
 // to 16-quad chunks) and the same exact int32 sums and epilogue (gemmInt8Dequant16, bias, GELU), so the output is
@@ -18,7 +18,11 @@
 //   gemm_bf16_amx_small, which has the why. Tile rows are then 16 and 16; the last group's rows past M read the
 //   zero rows the quantiser leaves up to a multiple of 32 and are dropped. Measured as there (1 thread pinned, µs
 //   per layer, this engine / the blocked one): M = 32 420-640 / 510-680, 33 550-660 / 680-780, 48 620-760 /
-//   720-820, 64 780-850 / 820-940, 96 1000-1260 / 1060-1360, 128 1310-1610 / 1410-1660, 192 1880-2000 / 2190-2240.
+//   720-820, 64 780-850 / 820-940, 96 1000-1260 / 1060-1360, 128 1310-1610 / 1410-1660, 192 1880-2000 / 2190-2240;
+//   2 threads: 33 700-850 / 810-910, 128 1410-1470 / 1630-1640, 256 2410-2510 / 3030, 384 3680-4450 / 4330-4400,
+//   512 5380-5830 / 5460-5750, 768 9080-11400 / 7730-8590: the blocked engine catches up at 384-512 rows, so
+//   kMaxRows = 384. End to end (encodeIds, 2 threads, p50 ms, main / this engine to 128 rows): batch 1 × 33 tokens
+//   16.2-16.4 / 14.4-14.5, × 48: 18.4-18.7 / 16.0.
 // - work split: panel groups only (one row block), sized by gemmPanelsPerGroupBalanced so both threads get equal
 //   shares of N.
 // Tile state is configured per task call and released after it.
@@ -37,7 +41,7 @@ namespace {
 
 constexpr int NR = 32;
 constexpr int kGroupRows = 32;  // rows per pass over a panel: two tiles of (up to) 16 rows
-constexpr int kMaxRows = 128;   // the most rows this engine takes (gemm_int8_amx_small_fits)
+constexpr int kMaxRows = 384;   // the most rows this engine takes (gemm_int8_amx_small_fits)
 constexpr int kPfBytes = 4096;  // prefetch distance along the task's panels (as gemm_bf16_amx_small)
 
 struct TileCfg {
