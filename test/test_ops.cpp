@@ -344,6 +344,48 @@ static void testGemmInt8(Isa isa, int M, int N, int K, ThreadPool* pool, int ep,
                   (long long)mismatches, worst8, std::sqrt(se / std::max(sy, 1e-30))));
 }
 
+// The small-M AMX engines past one 32-row group (two 16-row tiles): the rows run in passes of 32 over each weight
+// panel (the later passes re-read it from L2), the last group partial (padding rows multiplied and dropped). M on
+// both sides of 32, 48, 64 and of the engines' own limit (found from *_fits), N tails, odd K, K = 3072, GELU; the
+// engines alone, the dispatchers on both sides of the limit, and one scratch shared by growing / shrinking GEMMs.
+static int smallMLimit(bool (*fits)(int)) {
+  int m = 0;
+  while (m < 1024 && fits(m + 1)) ++m;
+  return m;
+}
+static void testAmxSmallRowGroups(ThreadPool* pool2) {
+  using namespace kst::cpu;
+  if (amx_bf16_ready()) {
+    const int lim = smallMLimit(gemm_bf16_amx_small_fits);
+    std::vector<int> ms = {31, 32, 33, 47, 48, 63, 64, 65, lim - 1, lim, lim + 1};
+    for (int M : ms) {
+      if (gemm_bf16_amx_small_fits(M)) {
+        testGemmBf16(M, 100, 769, M % 3 ? pool2 : nullptr, false, 4);
+        testGemmBf16(M, 45, 51, pool2, M % 2 == 1, 4);
+      }
+      testGemmBf16(M, 100, 769, pool2, M % 2 == 0, 0);  // the dispatcher (the blocked engine past the limit)
+    }
+    for (int M : {33, 64, lim})
+      if (gemm_bf16_amx_small_fits(M)) testGemmBf16(M, 70, 3072, pool2, M == 33, 4);
+    AlignedBuffer shared;
+    for (auto& g : {std::array<int, 3>{64, 96, 3071}, {33, 33, 300}, {5, 70, 769}, {lim, 45, 1000}, {47, 70, 4001}})
+      if (gemm_bf16_amx_small_fits(g[0])) testGemmBf16(g[0], g[1], g[2], pool2, false, 4, &shared);
+  }
+  if (amx_int8_ready()) {
+    const int lim = smallMLimit(gemm_int8_amx_small_fits);
+    std::vector<int> ms = {31, 32, 33, 47, 48, 63, 64, 65, lim - 1, lim, lim + 1};
+    for (int M : ms) {
+      if (gemm_int8_amx_small_fits(M)) {
+        testGemmInt8(Isa::Avx512, M, 100, 769, M % 3 ? pool2 : nullptr, 0, true, 3);
+        testGemmInt8(Isa::Avx512, M, 45, 51, pool2, M % 2, M % 2 == 0, 3);
+      }
+      testGemmInt8(Isa::Avx512, M, 100, 769, pool2, 0, true, 0);  // the dispatcher
+    }
+    for (int M : {33, 64, lim})
+      if (gemm_int8_amx_small_fits(M)) testGemmInt8(Isa::Avx512, M, 70, 3072, pool2, M == 33 ? 2 : 0, true, 3);
+  }
+}
+
 // ---------------------------------------------------------------- GELU
 // Bound: |y - ref| <= 2e-6·|ref| + 2e-7·|x| (the erf / tanh forms cancel near 1+f(x)=0 in the reference).
 static void testGelu(Isa isa, Activation act, size_t n, ThreadPool* pool) {
@@ -1334,6 +1376,7 @@ int main(int argc, char** argv) {
     }
     for (int M : {1, 12, 16, 17, 24, 25, 32, 33})  // the dispatcher across the small-M thresholds
       testGemmBf16(M, 100, 769, &pool2, M % 2 == 0, 0);
+    testAmxSmallRowGroups(&pool2);  // both engines (bf16 and int8) past 32 rows
   } else {
     std::printf("skip bf16 GEMM tests (no AVX512_BF16)\n");
   }

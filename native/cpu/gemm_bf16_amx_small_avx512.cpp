@@ -1,5 +1,6 @@
-// The bf16 GEMM y = x Wᵀ + b at small M (≤ 32 rows: batch 1) on AMX tiles. gemm_bf16_avx512.cpp routes small M
-// here where AMX is usable (amx_bf16_ready()); where it is not, gemm_bf16_small (gemm_bf16_smallm_avx512.cpp) runs.
+// The bf16 GEMM y = x Wᵀ + b at small M (≤ kMaxRows = 512 rows: batch 1, short batches) on AMX tiles.
+// gemm_bf16_avx512.cpp routes small M here where AMX is usable (amx_bf16_ready()); where it is not,
+// gemm_bf16_small (gemm_bf16_smallm_avx512.cpp) runs.
 // Same packed weights (panels of 32 columns × k-pairs, pack_bf16_avx512, with the zeroed slack the AMX engines read
 // past the last panel) and the same bf16 rounding, so the same reference (gemm_bf16_raw_ref) and bound apply.
 //
@@ -11,12 +12,26 @@
 // panel into 16 KB K blocks, which stalls the stream.
 // - x is rounded to bf16 pairs ONCE per call, by the caller, into the model's scratch (PackedWeight::act_scratch,
 //   grown to the largest x seen, so no allocation on the hot path; a buffer of the call's own where none is given):
-//   M rows × KP pairs rounded up to 16, zero-padded.
+//   M rows × KP pairs rounded up to 16, zero-padded (above 32 rows, M rounded up to 16 with zero rows too).
 // - tiles: C (0-3: rows 0-15 and 16-31 × the panel's two 16-column halves, fp32), A (4, 5: the same two row
 //   ranges × 16 pairs of x), B (6, 7: 16 pairs × 16 columns, the panel's rows at a 128-byte stride). Tile rows are
 //   set to the rows present (M ≤ 16: one row tile, 12 rows at M = 12), so no padding rows are multiplied.
 //   Measured, M = 12 / 24 / 32, 2 threads, GB/s of W read (this engine / the blocked AMX engine): ≈ 34-44 / 12-14,
 //   24-30 / 10-12, 20-31 / 14-18.
+// - more than 32 rows: the rows run in groups of 32 (two 16-row tiles; the tiles cannot hold more C), one pass
+//   over the panel per group. The first pass streams the panel from DRAM, the later ones re-read it from L2 (a
+//   panel is 64·K bytes: 48 KB at K = 768), so W is still read from memory once per call, and the prefetch runs
+//   far enough ahead (to L2) that the next panel streams in during the later passes. Without this the dispatcher
+//   handed M = 33 to the blocked engine: batch-1 forward 10.9 → 24.8 ms from 32 to 33 tokens (2 threads).
+//   Measured (engines alone, the 4 BERT-base shapes × 8 copies so W comes from memory, 1 thread pinned, µs per
+//   layer, this engine / the blocked one): M = 32 1250-1330 / 1950-2050, 33 1550-1700 / 3250-3350, 48 1630-1730 /
+//   3680-3840, 64 1770-1830 / 2410-2500, 96 2190-2240 / 3140-3170, 128 2450-2640 / 3650-3730, 256 4380-4990 /
+//   7440-7920; 2 threads (the other core not idle): 33 1870-1960 / 3610-3770, 128 2630 / 4070-4200, 512
+//   9650-10680 / 12370-13440, 768 16760-16990 / 19340-20010. kMaxRows = 512 (not measured end to end above it;
+//   x's bf16 copy, M × K × 2 bytes, then outgrows L2 at K = 3072). End to end (encodeIds, 2 threads, p50 ms,
+//   main / this engine to 128 rows / to 512): batch 1 × 33 tokens 42.4-43.3 / 25.0; × 64: 38.6-40.1 / 31.0-32.6;
+//   × 128: 62.5-63.8 / 48.1-48.8; batch 4 × 64 tokens 114-116 / 116-118 / 79-80; batch 16 × 32: 209-212 / 206-209
+//   / 152-154.
 // - no K blocking: each task walks its panels (contiguous in memory) start to end, and a software prefetch runs
 //   kPfBytes ahead of the tile loads along that contiguous range, so the next lines are in flight while the
 //   current chunk multiplies (tile loads stall on a miss; the hardware prefetcher stops at 4 KB pages).
@@ -41,7 +56,8 @@ namespace cpu {
 namespace {
 
 constexpr int NR = 32;
-constexpr int kRows = 32;                  // most rows: two tiles of (up to) 16 rows
+constexpr int kGroupRows = 32;  // rows per pass over a panel: two tiles of (up to) 16 rows
+constexpr int kMaxRows = 512;   // the most rows this engine takes (gemm_bf16_amx_small_fits)
 constexpr int kPfBytes = 4096;     // prefetch distance along the task's panels (2, 4 KB best; 16, 32 KB worse)
 
 struct TileCfg {
@@ -90,11 +106,19 @@ KST_AMX_TARGET void finish(float* C, int rows, int ld, const float* bias, int ep
   if (ep) gemmGeluEpilogue32(ep, C, rows, ld);
 }
 
+// Tile rows: M ≤ 32: the rows present (r0 = min(M, 16), r1 = M − r0), so no padding row is multiplied. M > 32:
+// 16 and 16, with x zero-padded to whole 16-row tiles (the last group's padding rows are multiplied and dropped).
+KST_AMX_TARGET void tileRows(int M, int& r0, int& r1) {
+  r0 = M <= kGroupRows ? imin(M, 16) : 16;
+  r1 = M <= kGroupRows ? M - r0 : 16;
+}
+
 KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
   const AmxSmallJob& j = *static_cast<const AmxSmallJob*>(ctx);
-  alignas(64) float cbuf[kRows * NR];
+  alignas(64) float cbuf[kGroupRows * NR];
   alignas(64) float bias[NR];
-  const int r0 = imin(j.M, 16), r1 = j.M - r0;  // rows of the first and second row tile (r1 may be 0)
+  int r0, r1;
+  tileRows(j.M, r0, r1);
   TileCfg cfg;
   std::memset(&cfg, 0, sizeof cfg);
   cfg.palette = 1;
@@ -104,55 +128,77 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
     cfg.colsb[t] = rows[t] ? 64 : 0;
   }
   _tile_loadconfig(&cfg);
-  const int chunks = j.KPP / 16;
+  const int chunks = j.KPP / 16, groups = (j.M + kGroupRows - 1) / kGroupRows;
   const size_t lda = static_cast<size_t>(j.KPP) * 4, ldy = static_cast<size_t>(j.N) * 4;
-  const uint32_t* A1 = j.a + static_cast<size_t>(16) * j.KPP;
+  // Software prefetch. One group (M ≤ 32): the 2 KB kPfBytes ahead of each chunk's tile loads, to L1. More groups:
+  // a cursor along the task's contiguous panels, advancing one panel per panel over all `groups` passes (2 KB /
+  // groups per chunk step) and leading the first pass's tile loads by kPfBytes plus (groups − 1) / groups of a
+  // panel (the least lead the first pass never catches up with), so DRAM keeps streaming the next panel while the
+  // later groups re-read this one from L2.
+  const size_t panelBytes = static_cast<size_t>(j.KP) * NR * 4, steps = static_cast<size_t>(groups) * chunks;
+  const size_t pfLead = kPfBytes + panelBytes * (groups - 1) / groups;
   for (int64_t t = begin; t < end; ++t) {
     const GemmBlock b = gemmBlock(j.s, t);
+    const char* pfEnd = reinterpret_cast<const char*>(j.packed + static_cast<size_t>(b.p0) * j.KP * NR) + kPfBytes;
     for (int p = b.p0; p < b.p1; ++p) {
       const uint32_t* B = j.packed + static_cast<size_t>(p) * j.KP * NR;
+      const char* pfBase = reinterpret_cast<const char*>(B) + pfLead;
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
-      _tile_zero(0);
-      _tile_zero(1);
-      if (r1) {
-        _tile_zero(2);
-        _tile_zero(3);
-      }
-      for (int ch = 0; ch < chunks; ++ch) {
-        const uint32_t* Bc = B + static_cast<size_t>(ch) * 16 * NR;  // 16 pairs × 32 columns = 2 KB
-        const char* pf = reinterpret_cast<const char*>(Bc) + kPfBytes;
-#pragma GCC unroll 32
-        for (int l = 0; l < 32; ++l) _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
-        _tile_loadd(4, j.a + ch * 16, lda);
-        _tile_loadd(6, Bc, NR * 4);
-        _tile_loadd(7, Bc + 16, NR * 4);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        if (r1) {
-          _tile_loadd(5, A1 + ch * 16, lda);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-        }
-      }
       const float* bp = bias;
       if (cols == NR && j.bias) {
         bp = j.bias + n0;
       } else {
         for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
       }
-      const bool full = cols == NR;
-      float* C = full ? j.y + n0 : cbuf;  // partial last panel: through the stack tile, valid columns copied out
-      const size_t ldc = full ? ldy : NR * 4;
-      _tile_stored(0, C, ldc);
-      _tile_stored(1, C + 16, ldc);
-      if (r1) {
-        _tile_stored(2, reinterpret_cast<char*>(C) + 16 * ldc, ldc);
-        _tile_stored(3, reinterpret_cast<char*>(C + 16) + 16 * ldc, ldc);
+      for (int g = 0; g < groups; ++g) {
+        const int m0 = g * kGroupRows, real = imin(kGroupRows, j.M - m0);
+        const bool two = real > r0;  // the group's second row tile holds rows
+        const uint32_t* A0 = j.a + static_cast<size_t>(m0) * j.KPP;
+        const uint32_t* A1 = A0 + static_cast<size_t>(16) * j.KPP;
+        _tile_zero(0);
+        _tile_zero(1);
+        if (two) {
+          _tile_zero(2);
+          _tile_zero(3);
+        }
+        for (int ch = 0; ch < chunks; ++ch) {
+          const uint32_t* Bc = B + static_cast<size_t>(ch) * 16 * NR;  // 16 pairs × 32 columns = 2 KB
+          if (groups == 1) {  // one pass: the next 2 KB, kPfBytes ahead, to L1
+            const char* pf = reinterpret_cast<const char*>(Bc) + kPfBytes;
+#pragma GCC unroll 32
+            for (int l = 0; l < 32; ++l) _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
+          } else {  // the cursor, to L2 (the lead exceeds L1; T0 measured 15-25 % slower at M = 33-64)
+            const char* pfTo = pfBase + panelBytes * (static_cast<size_t>(g) * chunks + ch + 1) / steps;
+            for (; pfEnd < pfTo; pfEnd += 64) _mm_prefetch(pfEnd, _MM_HINT_T1);
+          }
+          _tile_loadd(4, A0 + ch * 16, lda);
+          _tile_loadd(6, Bc, NR * 4);
+          _tile_loadd(7, Bc + 16, NR * 4);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          if (two) {
+            _tile_loadd(5, A1 + ch * 16, lda);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+          }
+        }
+        // Straight into y where the tiles hold exactly the group's rows of a whole panel; else through the stack
+        // buffer, valid rows and columns copied out.
+        const bool direct = cols == NR && r0 + (two ? r1 : 0) == real;
+        float* Y = j.y + static_cast<size_t>(m0) * j.N + n0;
+        float* C = direct ? Y : cbuf;
+        const size_t ldc = direct ? ldy : NR * 4;
+        _tile_stored(0, C, ldc);
+        _tile_stored(1, C + 16, ldc);
+        if (two) {
+          _tile_stored(2, reinterpret_cast<char*>(C) + 16 * ldc, ldc);
+          _tile_stored(3, reinterpret_cast<char*>(C + 16) + 16 * ldc, ldc);
+        }
+        finish(C, real, static_cast<int>(ldc / 4), bp, j.ep);
+        if (!direct)
+          for (int r = 0; r < real; ++r)
+            for (int c = 0; c < cols; ++c) Y[static_cast<size_t>(r) * j.N + c] = cbuf[r * NR + c];
       }
-      finish(C, j.M, static_cast<int>(ldc / 4), bp, j.ep);
-      if (!full)
-        for (int r = 0; r < j.M; ++r)
-          for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(r) * j.N + n0 + c] = cbuf[r * NR + c];
     }
   }
   _tile_release();
@@ -162,8 +208,8 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
 
 bool amx_bf16_ready();
 
-// Whether gemm_bf16_amx_small takes an M-row GEMM (AMX usable, M ≤ 32).
-bool gemm_bf16_amx_small_fits(int M) { return M >= 1 && M <= kRows && amx_bf16_ready(); }
+// Whether gemm_bf16_amx_small takes an M-row GEMM (AMX usable, M ≤ kMaxRows).
+bool gemm_bf16_amx_small_fits(int M) { return M >= 1 && M <= kMaxRows && amx_bf16_ready(); }
 
 // ep: 0 none, 1 GELU erf, 2 GELU tanh. Requires gemm_bf16_amx_small_fits(M).
 KST_AMX_TARGET void gemm_bf16_amx_small(const float* x, int M, const PackedWeight& w, const float* bias, float* y,
@@ -176,8 +222,10 @@ KST_AMX_TARGET void gemm_bf16_amx_small(const float* x, int M, const PackedWeigh
   j.KPP = (j.KP + 15) & ~15;
   AlignedBuffer local;
   AlignedBuffer& buf = w.act_scratch ? *w.act_scratch : local;
-  buf.resize(static_cast<size_t>(M) * j.KPP);  // uint32 words (bf16 pairs), 4 bytes like the buffer's floats
+  const int Mp = M <= kGroupRows ? M : (M + 15) & ~15;  // whole 16-row tiles above 32 rows (tileRows)
+  buf.resize(static_cast<size_t>(Mp) * j.KPP);  // uint32 words (bf16 pairs), 4 bytes like the buffer's floats
   uint32_t* abuf = reinterpret_cast<uint32_t*>(buf.data());
+  std::memset(abuf + static_cast<size_t>(M) * j.KPP, 0, static_cast<size_t>(Mp - M) * j.KPP * 4);
   j.a = abuf;
   j.packed = reinterpret_cast<const uint32_t*>(w.pdata);
   j.bias = bias;

@@ -203,8 +203,9 @@ void pack_bf16_avx512(PackedWeight& w) {
 namespace {
 // Engine choice (M = rows of x; measured at M = 1, 12, 16, 24 on the four BERT-base shapes, 2 threads, W streamed
 // from memory, GB/s of W read — see the small-M files' headers for why):
-// - AMX: M ≤ 32 the small-M AMX engine (≈ 35-40 GB/s at M = 12 vs 12 GB/s for the
-//   blocked AMX engine), above it the blocked AMX engine;
+// - AMX: M ≤ 512 the small-M AMX engine (≈ 35-40 GB/s at M = 12 vs 12 GB/s for the blocked AMX engine; above
+//   32 rows in passes of 32 over each panel, still ahead of the blocked engine at 33-768 rows: the numbers in
+//   gemm_bf16_amx_small_avx512.cpp), above it the blocked AMX engine;
 // - no AMX: M ≤ 24 the small-M fp32-FMA engine (M = 12: 16-22 GB/s vs 11-14 for vdpbf16ps, which retires at half
 //   the FMA rate here), above it the blocked vdpbf16ps engine.
 void dispatch(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool) {

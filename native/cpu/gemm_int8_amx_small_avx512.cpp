@@ -1,8 +1,8 @@
-// The int8 GEMM at small M (≤ 32 rows: batch 1) on AMX tiles (AMX-INT8 `tdpbusd`), used by gemm_int8_avx512.cpp
-// for kAmxMinRows ≤ M ≤ 32 where AMX-INT8 is usable. Same inputs as the other int8 engines (the per-row u8
-// activations quantised once per GEMM, the packed s8 panels of 32 columns × k-quads padded to 16-quad chunks) and
-// the same exact int32 sums and epilogue (gemmInt8Dequant16, bias, GELU), so the output is bitwise that of
-// gemm_int8_raw_ref, as for gemm_int8_amx and gemm_int8_vnni.
+// The int8 GEMM at small M (≤ kMaxRows = 384 rows: batch 1, short batches) on AMX tiles (AMX-INT8 `tdpbusd`),
+// used by gemm_int8_avx512.cpp for 1 ≤ M ≤ kMaxRows where AMX-INT8 is usable. Same inputs as the other int8
+// engines (the per-row u8 activations quantised once per GEMM, the packed s8 panels of 32 columns × k-quads padded
+// to 16-quad chunks) and the same exact int32 sums and epilogue (gemmInt8Dequant16, bias, GELU), so the output is
+// bitwise that of gemm_int8_raw_ref, as for gemm_int8_amx and gemm_int8_vnni.
 //
 // Why: at batch 1 each weight byte feeds only M multiply-adds and the whole weight streams from memory once per
 // call, so only how fast W streams in matters. The blocked AMX engine (gemm_int8_amx_avx512.cpp) multiplies full
@@ -13,6 +13,16 @@
 //   stride). M ≤ 16: one row tile;
 // - each task walks its panels (contiguous in memory) start to end with a software prefetch kPfBytes ahead of the
 //   tile loads, so the next lines are in flight while the current chunk multiplies;
+// - more than 32 rows: groups of 32 rows (two 16-row tiles), one pass over the panel per group, the later passes
+//   from L2, the prefetch far enough ahead (to L2) that the next panel streams in meanwhile — as
+//   gemm_bf16_amx_small, which has the why. Tile rows are then 16 and 16; the last group's rows past M read the
+//   zero rows the quantiser leaves up to a multiple of 32 and are dropped. Measured as there (1 thread pinned, µs
+//   per layer, this engine / the blocked one): M = 32 420-640 / 510-680, 33 550-660 / 680-780, 48 620-760 /
+//   720-820, 64 780-850 / 820-940, 96 1000-1260 / 1060-1360, 128 1310-1610 / 1410-1660, 192 1880-2000 / 2190-2240;
+//   2 threads: 33 700-850 / 810-910, 128 1410-1470 / 1630-1640, 256 2410-2510 / 3030, 384 3680-4450 / 4330-4400,
+//   512 5380-5830 / 5460-5750, 768 9080-11400 / 7730-8590: the blocked engine catches up at 384-512 rows, so
+//   kMaxRows = 384. End to end (encodeIds, 2 threads, p50 ms, main / this engine to 128 rows): batch 1 × 33 tokens
+//   16.2-16.4 / 14.4-14.5, × 48: 18.4-18.7 / 16.0.
 // - work split: panel groups only (one row block), sized by gemmPanelsPerGroupBalanced so both threads get equal
 //   shares of N.
 // Tile state is configured per task call and released after it.
@@ -30,7 +40,8 @@ namespace cpu {
 namespace {
 
 constexpr int NR = 32;
-constexpr int kRows = 32;       // most rows: two tiles of (up to) 16 rows
+constexpr int kGroupRows = 32;  // rows per pass over a panel: two tiles of (up to) 16 rows
+constexpr int kMaxRows = 384;   // the most rows this engine takes (gemm_int8_amx_small_fits)
 constexpr int kPfBytes = 4096;  // prefetch distance along the task's panels (as gemm_bf16_amx_small)
 
 struct TileCfg {
@@ -44,8 +55,11 @@ struct TileCfg {
 
 KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
   const GemmInt8Job& j = *static_cast<const GemmInt8Job*>(ctx);
-  alignas(64) int32_t cbuf[kRows * NR];
-  const int M = j.s.M, r0 = imin(M, 16), r1 = M - r0;  // rows of the first and second row tile (r1 may be 0)
+  alignas(64) int32_t cbuf[kGroupRows * NR];
+  // Tile rows: M ≤ 32 the rows present (no padding row multiplied); M > 32: 16 and 16, the last group's rows past
+  // M read from the zeroed padding rows quantize_int8_avx512 leaves up to a multiple of 32, and are dropped.
+  const int M = j.s.M;
+  const int r0 = M <= kGroupRows ? imin(M, 16) : 16, r1 = M <= kGroupRows ? M - r0 : 16;
   TileCfg cfg;
   std::memset(&cfg, 0, sizeof cfg);
   cfg.palette = 1;
@@ -56,64 +70,83 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
   }
   _tile_loadconfig(&cfg);
   const int chunks = ((j.K + 3) / 4 + 15) / 16;  // 16-quad chunks holding real K (≤ j.KQ / 16)
+  const int groups = (M + kGroupRows - 1) / kGroupRows;
   const size_t lda = static_cast<size_t>(j.a.lda);
-  const uint8_t* A0 = j.a.q;
-  const uint8_t* A1 = j.a.q + 16 * lda;
+  // Software prefetch. One group (M ≤ 32): the 2 KB kPfBytes ahead of each chunk's tile loads, to L1. More groups:
+  // a cursor along the task's contiguous panels, advancing one panel per panel over all `groups` passes (2 KB /
+  // groups per chunk step) and leading the first pass's tile loads by kPfBytes plus (groups − 1) / groups of a
+  // panel (the least lead the first pass never catches up with), so DRAM keeps streaming the next panel while the
+  // later groups re-read this one from L2.
+  const size_t panelBytes = static_cast<size_t>(j.KQ) * NR * 4, steps = static_cast<size_t>(groups) * chunks;
+  const size_t pfLead = kPfBytes + panelBytes * (groups - 1) / groups;
   for (int64_t t = begin; t < end; ++t) {
     const GemmBlock b = gemmBlock(j.s, t);
+    const char* pfEnd = reinterpret_cast<const char*>(j.packed + static_cast<size_t>(b.p0) * j.KQ * NR) + kPfBytes;
     for (int p = b.p0; p < b.p1; ++p) {
       const uint32_t* B = j.packed + static_cast<size_t>(p) * j.KQ * NR;
+      const char* pfBase = reinterpret_cast<const char*>(B) + pfLead;
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
-      _tile_zero(0);
-      _tile_zero(1);
-      if (r1) {
-        _tile_zero(2);
-        _tile_zero(3);
-      }
-      for (int ch = 0; ch < chunks; ++ch) {
-        const uint32_t* Bc = B + static_cast<size_t>(ch) * 16 * NR;  // 16 quads × 32 columns = 2 KB
-        const char* pf = reinterpret_cast<const char*>(Bc) + kPfBytes;
-#pragma GCC unroll 32
-        for (int l = 0; l < 32; ++l) _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
-        _tile_loadd(4, A0 + ch * 64, lda);
-        _tile_loadd(6, Bc, NR * 4);
-        _tile_loadd(7, Bc + 16, NR * 4);
-        _tile_dpbusd(0, 4, 6);
-        _tile_dpbusd(1, 4, 7);
-        if (r1) {
-          _tile_loadd(5, A1 + ch * 64, lda);
-          _tile_dpbusd(2, 5, 6);
-          _tile_dpbusd(3, 5, 7);
-        }
-      }
-      _tile_stored(0, cbuf, NR * 4);
-      _tile_stored(1, cbuf + 16, NR * 4);
-      if (r1) {
-        _tile_stored(2, cbuf + 16 * NR, NR * 4);
-        _tile_stored(3, cbuf + 16 * NR + 16, NR * 4);
-      }
-      // The epilogue of gemm_int8_amx, operation for operation (bitwise the same y).
+      // The epilogue's per-column operands (those of gemm_int8_amx, operation for operation: bitwise the same y).
       const __mmask16 k0 = static_cast<__mmask16>(cols >= 16 ? 0xFFFFu : (1u << cols) - 1u);
       const __mmask16 k1 = static_cast<__mmask16>(cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1u : 0u);
       const __m512 sw0 = _mm512_loadu_ps(j.wscale + n0), sw1 = _mm512_loadu_ps(j.wscale + n0 + 16);
       const __m512i ws0 = _mm512_loadu_si512(j.wsum + n0), ws1 = _mm512_loadu_si512(j.wsum + n0 + 16);
       const __m512 b0 = j.bias ? _mm512_maskz_loadu_ps(k0, j.bias + n0) : _mm512_setzero_ps();
       const __m512 b1 = j.bias ? _mm512_maskz_loadu_ps(k1, j.bias + n0 + 16) : _mm512_setzero_ps();
-      float* Y = j.y + n0;
-      for (int r = 0; r < M; ++r) {
-        const __m512 s = _mm512_set1_ps(j.a.scale[r]);
-        const __m512i z = _mm512_set1_epi32(j.a.zp[r]);
-        __m512 y0 = gemmInt8Dequant16(_mm512_load_si512(cbuf + r * NR), z, ws0, s, sw0, b0);
-        __m512 y1 = gemmInt8Dequant16(_mm512_load_si512(cbuf + r * NR + 16), z, ws1, s, sw1, b1);
-        if (j.ep == 1) {
-          y0 = gelu_erf16(y0);
-          y1 = gelu_erf16(y1);
-        } else if (j.ep == 2) {
-          y0 = gelu_tanh16(y0);
-          y1 = gelu_tanh16(y1);
+      for (int g = 0; g < groups; ++g) {
+        const int m0 = g * kGroupRows, real = imin(kGroupRows, M - m0);
+        const bool two = real > r0;  // the group's second row tile holds rows
+        const uint8_t* A0 = j.a.q + static_cast<size_t>(m0) * lda;
+        const uint8_t* A1 = A0 + 16 * lda;
+        _tile_zero(0);
+        _tile_zero(1);
+        if (two) {
+          _tile_zero(2);
+          _tile_zero(3);
         }
-        _mm512_mask_storeu_ps(Y + static_cast<size_t>(r) * j.N, k0, y0);
-        _mm512_mask_storeu_ps(Y + static_cast<size_t>(r) * j.N + 16, k1, y1);
+        for (int ch = 0; ch < chunks; ++ch) {
+          const uint32_t* Bc = B + static_cast<size_t>(ch) * 16 * NR;  // 16 quads × 32 columns = 2 KB
+          if (groups == 1) {  // one pass: the next 2 KB, kPfBytes ahead, to L1
+            const char* pf = reinterpret_cast<const char*>(Bc) + kPfBytes;
+#pragma GCC unroll 32
+            for (int l = 0; l < 32; ++l) _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
+          } else {  // the cursor, to L2 (the lead exceeds L1; T0 measured 15-25 % slower at M = 33-64)
+            const char* pfTo = pfBase + panelBytes * (static_cast<size_t>(g) * chunks + ch + 1) / steps;
+            for (; pfEnd < pfTo; pfEnd += 64) _mm_prefetch(pfEnd, _MM_HINT_T1);
+          }
+          _tile_loadd(4, A0 + ch * 64, lda);
+          _tile_loadd(6, Bc, NR * 4);
+          _tile_loadd(7, Bc + 16, NR * 4);
+          _tile_dpbusd(0, 4, 6);
+          _tile_dpbusd(1, 4, 7);
+          if (two) {
+            _tile_loadd(5, A1 + ch * 64, lda);
+            _tile_dpbusd(2, 5, 6);
+            _tile_dpbusd(3, 5, 7);
+          }
+        }
+        _tile_stored(0, cbuf, NR * 4);
+        _tile_stored(1, cbuf + 16, NR * 4);
+        if (two) {
+          _tile_stored(2, cbuf + 16 * NR, NR * 4);
+          _tile_stored(3, cbuf + 16 * NR + 16, NR * 4);
+        }
+        float* Y = j.y + static_cast<size_t>(m0) * j.N + n0;
+        for (int r = 0; r < real; ++r) {
+          const __m512 s = _mm512_set1_ps(j.a.scale[m0 + r]);
+          const __m512i z = _mm512_set1_epi32(j.a.zp[m0 + r]);
+          __m512 y0 = gemmInt8Dequant16(_mm512_load_si512(cbuf + r * NR), z, ws0, s, sw0, b0);
+          __m512 y1 = gemmInt8Dequant16(_mm512_load_si512(cbuf + r * NR + 16), z, ws1, s, sw1, b1);
+          if (j.ep == 1) {
+            y0 = gelu_erf16(y0);
+            y1 = gelu_erf16(y1);
+          } else if (j.ep == 2) {
+            y0 = gelu_tanh16(y0);
+            y1 = gelu_tanh16(y1);
+          }
+          _mm512_mask_storeu_ps(Y + static_cast<size_t>(r) * j.N, k0, y0);
+          _mm512_mask_storeu_ps(Y + static_cast<size_t>(r) * j.N + 16, k1, y1);
+        }
       }
     }
   }
@@ -124,8 +157,8 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
 
 bool amx_int8_ready();
 
-// Whether gemm_int8_amx_small takes M rows (AMX-INT8 usable, 1 ≤ M ≤ 32).
-bool gemm_int8_amx_small_fits(int M) { return M >= 1 && M <= kRows && amx_int8_ready(); }
+// Whether gemm_int8_amx_small takes M rows (AMX-INT8 usable, 1 ≤ M ≤ kMaxRows).
+bool gemm_int8_amx_small_fits(int M) { return M >= 1 && M <= kMaxRows && amx_int8_ready(); }
 
 // ep: 0 none, 1 GELU erf, 2 GELU tanh. Requires gemm_int8_amx_small_fits(M).
 void gemm_int8_amx_small(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,

@@ -20,12 +20,13 @@
 // fp32 / bf16 GEMMs. Partial last panels use masked stores. The activations are quantised once per GEMM into the
 // model's scratch (PackedWeight::act_scratch, grown to the largest M seen, never freed on the hot path).
 // Where the CPU has AMX-INT8 and M is large enough, gemm_int8_amx (gemm_int8_amx_avx512.cpp) runs the same GEMM
-// on tiles from the same quantised activations and packed weights. Where it has AMX-INT8 and M ≤ 32 (batch 1),
-// gemm_int8_amx_small (gemm_int8_amx_small_avx512.cpp) runs instead, below kAmxMinRows too: tile rows = M and a
-// software prefetch ahead of the tile loads beat both this kernel and the blocked AMX engine at every M = 1-32
-// measured (M = 12, 2 threads, W from memory, µs for 2304×768 / 768×768 / 3072×768 / 768×3072: VNNI 104 / 25 /
-// 133 / 190, AMX 88 / 24 / 123 / 174, small-M AMX 55 / 19 / 89 / 116; M = 1: VNNI 68 / 17 / 99 / 112, small-M
-// AMX 43 / 15 / 69 / 83).
+// on tiles from the same quantised activations and packed weights. Where it has AMX-INT8 and M ≤ 384 (batch 1,
+// short batches), gemm_int8_amx_small (gemm_int8_amx_small_avx512.cpp) runs instead, below kAmxMinRows too: tile
+// rows = M (passes of 32 rows above 32) and a software prefetch ahead of the tile loads beat both this kernel and
+// the blocked AMX engine at every M = 1-32 measured (M = 12, 2 threads, W from memory, µs for 2304×768 / 768×768
+// / 3072×768 / 768×3072: VNNI 104 / 25 / 133 / 190, AMX 88 / 24 / 123 / 174, small-M AMX 55 / 19 / 89 / 116; M = 1:
+// VNNI 68 / 17 / 99 / 112, small-M AMX 43 / 15 / 69 / 83), and the blocked AMX engine at M = 33-384
+// (gemm_int8_amx_small_avx512.cpp).
 #include "ops.h"
 #include "simd.h"
 
