@@ -127,7 +127,6 @@ static void testGemmGelu(Isa isa, int M, int N, int K, Activation act, ThreadPoo
          fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
 }
 
-// ---------------------------------------------------------------- bf16 GEMM (AVX512-BF16)
 // K = 3072 (the FFN output projection: four K blocks on the AVX-512 packed path) on both sides of the M = 24
 // threshold; several row blocks (397 rows: 3 blocks) with an odd K and an N tail; a panel group holding only the
 // partial panel (N = 16); 3 threads on 2 cores; GELU after four K blocks.
@@ -145,6 +144,7 @@ static void testGemmLongK(Isa isa) {
   for (Activation act : {Activation::Gelu, Activation::GeluNew}) testGemmGelu(isa, 70, 773, 3072, act, &pool2);
 }
 
+// ---------------------------------------------------------------- bf16 GEMM (AVX512-BF16)
 // Reference: gemm_bf16_raw_ref (x and W rounded to bf16, fp32 sums); only the summation order may differ, so the
 // fp32 GEMM bound applies. With gelu: the epilogue is checked against gelu_ref of that reference.
 namespace kst {
