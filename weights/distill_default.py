@@ -9,9 +9,10 @@ neighbours under either teacher plus random ones so the scores cover the range. 
 0-1 KorSTS scale with a linear fit on KorSTS train; the gold KorSTS train pairs then follow as a second stage.
 Model selection on KorSTS dev only.
 
-    # how the shipped model's two ingredients were made (weights/README.md, fifth round):
-    python weights/distill_default.py --teacher /tmp/soup7 --start /tmp/nli --gold-in-distill --distill-lr 1e-4 \
-        --sts-epochs 2 --seed 42 --out /tmp/d42 --threads 1
+    # the shipped model's two ingredients (weights/README.md, fifth round, has the whole chain):
+    D="--start /tmp/nli --gold-in-distill --distill-lr 1e-4 --sts-epochs 2 --threads 1"
+    python weights/distill_default.py --teacher /tmp/soup7 $D --seed 44 --out /tmp/d44
+    python weights/distill_default.py --teacher /tmp/soup_d2d3 $D --seed 44 --out /tmp/e1
 """
 import argparse, json, os, random, sys, time
 
