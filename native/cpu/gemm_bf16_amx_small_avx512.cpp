@@ -33,7 +33,7 @@
 //   × 128: 62.5-63.8 / 48.1-48.8; batch 4 × 64 tokens 114-116 / 116-118 / 79-80; batch 16 × 32: 209-212 / 206-209
 //   / 152-154.
 // - no K blocking: each task walks its panels (contiguous in memory) start to end, and a software prefetch runs
-//   kPfBytes ahead of the tile loads along that contiguous range, so the next lines are in flight while the
+//   4 KB ahead (SmallMPanelPrefetch, gemm_driver.h) of the tile loads along that contiguous range, so the next lines are in flight while the
 //   current chunk multiplies (tile loads stall on a miss; the hardware prefetcher stops at 4 KB pages).
 // - C starts at zero; the bias (and the GELU epilogue) is added to the stored rows, so the bias is the last term
 //   of the sum instead of the first (order only).
@@ -58,7 +58,6 @@ namespace {
 constexpr int NR = 32;
 constexpr int kGroupRows = 32;  // rows per pass over a panel: two tiles of (up to) 16 rows
 constexpr int kMaxRows = 512;   // the most rows this engine takes (gemm_bf16_amx_small_fits)
-constexpr int kPfBytes = 4096;     // prefetch distance along the task's panels (2, 4 KB best; 16, 32 KB worse)
 
 struct TileCfg {
   uint8_t palette, start_row;
@@ -130,19 +129,13 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
   _tile_loadconfig(&cfg);
   const int chunks = j.KPP / 16, groups = (j.M + kGroupRows - 1) / kGroupRows;
   const size_t lda = static_cast<size_t>(j.KPP) * 4, ldy = static_cast<size_t>(j.N) * 4;
-  // Software prefetch. One group (M ≤ 32): the 2 KB kPfBytes ahead of each chunk's tile loads, to L1. More groups:
-  // a cursor along the task's contiguous panels, advancing one panel per panel over all `groups` passes (2 KB /
-  // groups per chunk step) and leading the first pass's tile loads by kPfBytes plus (groups − 1) / groups of a
-  // panel (the least lead the first pass never catches up with), so DRAM keeps streaming the next panel while the
-  // later groups re-read this one from L2.
-  const size_t panelBytes = static_cast<size_t>(j.KP) * NR * 4, steps = static_cast<size_t>(groups) * chunks;
-  const size_t pfLead = kPfBytes + panelBytes * (groups - 1) / groups;
+  SmallMPanelPrefetch pf(static_cast<size_t>(j.KP) * NR * 4, groups, chunks);  // gemm_driver.h has the why
   for (int64_t t = begin; t < end; ++t) {
     const GemmBlock b = gemmBlock(j.s, t);
-    const char* pfEnd = reinterpret_cast<const char*>(j.packed + static_cast<size_t>(b.p0) * j.KP * NR) + kPfBytes;
+    pf.startTask(j.packed + static_cast<size_t>(b.p0) * j.KP * NR);
     for (int p = b.p0; p < b.p1; ++p) {
       const uint32_t* B = j.packed + static_cast<size_t>(p) * j.KP * NR;
-      const char* pfBase = reinterpret_cast<const char*>(B) + pfLead;
+      pf.startPanel(B);
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
       const float* bp = bias;
       if (cols == NR && j.bias) {
@@ -163,14 +156,7 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
         }
         for (int ch = 0; ch < chunks; ++ch) {
           const uint32_t* Bc = B + static_cast<size_t>(ch) * 16 * NR;  // 16 pairs × 32 columns = 2 KB
-          if (groups == 1) {  // one pass: the next 2 KB, kPfBytes ahead, to L1
-            const char* pf = reinterpret_cast<const char*>(Bc) + kPfBytes;
-#pragma GCC unroll 32
-            for (int l = 0; l < 32; ++l) _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
-          } else {  // the cursor, to L2 (the lead exceeds L1; T0 measured 15-25 % slower at M = 33-64)
-            const char* pfTo = pfBase + panelBytes * (static_cast<size_t>(g) * chunks + ch + 1) / steps;
-            for (; pfEnd < pfTo; pfEnd += 64) _mm_prefetch(pfEnd, _MM_HINT_T1);
-          }
+          pf.chunk(Bc, g, ch);
           _tile_loadd(4, A0 + ch * 16, lda);
           _tile_loadd(6, Bc, NR * 4);
           _tile_loadd(7, Bc + 16, NR * 4);

@@ -11,8 +11,8 @@
 // - tile rows are the rows present: tiles 0-3 are C (rows 0-15 and 16-31 × the panel's two 16-column halves),
 //   4, 5 the same two row ranges of x (16 rows × 64 u8 at most), 6, 7 the panel's 16 quads × 16 columns (128-byte
 //   stride). M ≤ 16: one row tile;
-// - each task walks its panels (contiguous in memory) start to end with a software prefetch kPfBytes ahead of the
-//   tile loads, so the next lines are in flight while the current chunk multiplies;
+// - each task walks its panels (contiguous in memory) start to end with a software prefetch 4 KB ahead of the
+//   tile loads (SmallMPanelPrefetch, gemm_driver.h), so the next lines are in flight while the current chunk multiplies;
 // - more than 32 rows: groups of 32 rows (two 16-row tiles), one pass over the panel per group, the later passes
 //   from L2, the prefetch far enough ahead (to L2) that the next panel streams in meanwhile — as
 //   gemm_bf16_amx_small, which has the why. Tile rows are then 16 and 16; the last group's rows past M read the
@@ -42,7 +42,6 @@ namespace {
 constexpr int NR = 32;
 constexpr int kGroupRows = 32;  // rows per pass over a panel: two tiles of (up to) 16 rows
 constexpr int kMaxRows = 384;   // the most rows this engine takes (gemm_int8_amx_small_fits)
-constexpr int kPfBytes = 4096;  // prefetch distance along the task's panels (as gemm_bf16_amx_small)
 
 struct TileCfg {
   uint8_t palette, start_row;
@@ -72,19 +71,13 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
   const int chunks = ((j.K + 3) / 4 + 15) / 16;  // 16-quad chunks holding real K (≤ j.KQ / 16)
   const int groups = (M + kGroupRows - 1) / kGroupRows;
   const size_t lda = static_cast<size_t>(j.a.lda);
-  // Software prefetch. One group (M ≤ 32): the 2 KB kPfBytes ahead of each chunk's tile loads, to L1. More groups:
-  // a cursor along the task's contiguous panels, advancing one panel per panel over all `groups` passes (2 KB /
-  // groups per chunk step) and leading the first pass's tile loads by kPfBytes plus (groups − 1) / groups of a
-  // panel (the least lead the first pass never catches up with), so DRAM keeps streaming the next panel while the
-  // later groups re-read this one from L2.
-  const size_t panelBytes = static_cast<size_t>(j.KQ) * NR * 4, steps = static_cast<size_t>(groups) * chunks;
-  const size_t pfLead = kPfBytes + panelBytes * (groups - 1) / groups;
+  SmallMPanelPrefetch pf(static_cast<size_t>(j.KQ) * NR * 4, groups, chunks);  // gemm_driver.h has the why
   for (int64_t t = begin; t < end; ++t) {
     const GemmBlock b = gemmBlock(j.s, t);
-    const char* pfEnd = reinterpret_cast<const char*>(j.packed + static_cast<size_t>(b.p0) * j.KQ * NR) + kPfBytes;
+    pf.startTask(j.packed + static_cast<size_t>(b.p0) * j.KQ * NR);
     for (int p = b.p0; p < b.p1; ++p) {
       const uint32_t* B = j.packed + static_cast<size_t>(p) * j.KQ * NR;
-      const char* pfBase = reinterpret_cast<const char*>(B) + pfLead;
+      pf.startPanel(B);
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
       // The epilogue's per-column operands (those of gemm_int8_amx, operation for operation: bitwise the same y).
       const __mmask16 k0 = static_cast<__mmask16>(cols >= 16 ? 0xFFFFu : (1u << cols) - 1u);
@@ -106,14 +99,7 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
         }
         for (int ch = 0; ch < chunks; ++ch) {
           const uint32_t* Bc = B + static_cast<size_t>(ch) * 16 * NR;  // 16 quads × 32 columns = 2 KB
-          if (groups == 1) {  // one pass: the next 2 KB, kPfBytes ahead, to L1
-            const char* pf = reinterpret_cast<const char*>(Bc) + kPfBytes;
-#pragma GCC unroll 32
-            for (int l = 0; l < 32; ++l) _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
-          } else {  // the cursor, to L2 (the lead exceeds L1; T0 measured 15-25 % slower at M = 33-64)
-            const char* pfTo = pfBase + panelBytes * (static_cast<size_t>(g) * chunks + ch + 1) / steps;
-            for (; pfEnd < pfTo; pfEnd += 64) _mm_prefetch(pfEnd, _MM_HINT_T1);
-          }
+          pf.chunk(Bc, g, ch);
           _tile_loadd(4, A0 + ch * 64, lda);
           _tile_loadd(6, Bc, NR * 4);
           _tile_loadd(7, Bc + 16, NR * 4);
