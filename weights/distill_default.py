@@ -64,6 +64,12 @@ def main():
     ap.add_argument("--sts-epochs", type=float, default=3)
     ap.add_argument("--sts-lr", type=float, default=5e-5)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--dropout", type=float, default=None,
+                    help="the student's dropout during training (hidden and attention; the start model's config has 0.1)")
+    ap.add_argument("--gold-dev", choices=["none", "even", "odd", "all"], default="none",
+                    help="also train on KorSTS dev pairs (even / odd rows, or all): 'even' and 'odd' measure, on the "
+                         "other half, what the added gold pairs are worth; 'all' is the final retrain of a recipe chosen "
+                         "before (no held-out dev then: fixed epochs, the last one kept, dev figures not a measure)")
     args = ap.parse_args()
     work = args.out.rstrip("/") + ".work"; os.makedirs(work, exist_ok=True)
     torch.set_num_threads(args.threads)
@@ -86,6 +92,12 @@ def main():
 
     # Linear map of the teacher score onto KorSTS's 0-1 scale, fitted on KorSTS train only.
     tr = td.korsts("train")
+    dev = td.korsts("dev")
+    dev_gold = {"none": [], "even": dev[0::2], "odd": dev[1::2], "all": dev}[args.gold_dev]
+    held = {"none": dev, "even": dev[1::2], "odd": dev[0::2], "all": dev}[args.gold_dev]
+    gold = tr + dev_gold  # the calibration below stays on KorSTS train only
+    td.log(f"gold pairs: KorSTS train {len(tr)} + dev {len(dev_gold)}; evaluated on {len(held)} dev pairs"
+           + (" (trained on)" if args.gold_dev == "all" else " (held out)"))
     ea = teacher.encode([a for a, _, _ in tr], normalize_embeddings=True); eb = teacher.encode([b for _, b, _ in tr], normalize_embeddings=True)
     t_tr = teach(ea, eb, vec.transform([a for a, _, _ in tr]), vec.transform([b for _, b, _ in tr]))
     slope, icpt = np.polyfit(t_tr, [s for _, _, s in tr], 1)
@@ -100,23 +112,31 @@ def main():
     td.log(f"teacher pairs {len(pairs)}; score quartiles {np.percentile(score, [25, 50, 75]).round(3).tolist()}")
     s1 = [pool[x] for x in i]; s2 = [pool[x] for x in j]; sc = score.tolist()
     if args.gold_in_distill:
-        s1 += [a for a, _, _ in tr]; s2 += [b for _, b, _ in tr]; sc += [s for _, _, s in tr]
+        s1 += [a for a, _, _ in gold]; s2 += [b for _, b, _ in gold]; sc += [s for _, _, s in gold]
     del teacher
 
     model = SentenceTransformer(args.start or args.teacher, device="cpu")
-    ev = td.dev_evaluator()
+    if args.dropout is not None:  # every Dropout of the encoder; saved in config.json (inference ignores it)
+        cfg = model[0].auto_model.config
+        cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = args.dropout
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = args.dropout
+    ev = td.dev_evaluator(dev=held)
+    keep_best = args.gold_dev != "all"
     summary["dev_init"] = ev(model)["sts-dev_spearman_cosine"]
     td.log(f"dev spearman of the start: {summary['dev_init']:.4f}")
     if args.distill_epochs > 0:
         data = Dataset.from_dict({"sentence1": s1, "sentence2": s2, "score": sc})
         hist, sec = td.st_train(model, args, data, losses.CosineSimilarityLoss(model), args.distill_epochs,
-                                args.distill_lr, args.batch, os.path.join(work, "distill_ckpt"), ev)
+                                args.distill_lr, args.batch, os.path.join(work, "distill_ckpt"), ev,
+                                keep_best=keep_best)
         summary["distill_dev"] = hist; summary["distill_seconds"] = sec
     if args.sts_epochs > 0:
-        data = Dataset.from_dict({"sentence1": [a for a, _, _ in tr], "sentence2": [b for _, b, _ in tr],
-                                  "score": [s for _, _, s in tr]})
+        data = Dataset.from_dict({"sentence1": [a for a, _, _ in gold], "sentence2": [b for _, b, _ in gold],
+                                  "score": [s for _, _, s in gold]})
         hist, sec = td.st_train(model, args, data, losses.CosineSimilarityLoss(model), args.sts_epochs,
-                                args.sts_lr, args.batch, os.path.join(work, "sts_ckpt"), ev)
+                                args.sts_lr, args.batch, os.path.join(work, "sts_ckpt"), ev, keep_best=keep_best)
         summary["sts_dev"] = hist; summary["sts_seconds"] = sec
     summary["dev_final"] = ev(model)["sts-dev_spearman_cosine"]
     summary["total_seconds"] = time.time() - t_all

@@ -241,20 +241,21 @@ def stage_mlm(args, tok_dir, cfg, out_dir):
     return last
 
 
-def dev_evaluator(name="sts-dev"):
+def dev_evaluator(name="sts-dev", dev=None):
+    """KorSTS dev (or the given rows of it) as an evaluator; the metric keeps the name "sts-dev" (st_train reads it)."""
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
-    dev = korsts("dev")
+    dev = korsts("dev") if dev is None else dev
     return EmbeddingSimilarityEvaluator([a for a, _, _ in dev], [b for _, b, _ in dev], [s for _, _, s in dev],
                                         name=name, batch_size=128, show_progress_bar=False)
 
 
-def st_train(model, args, train, loss, epochs, lr, batch, out, evaluator, multi=False, warmup=0.1):
+def st_train(model, args, train, loss, epochs, lr, batch, out, evaluator, multi=False, warmup=0.1, keep_best=True):
     from sentence_transformers import (SentenceTransformerTrainer, SentenceTransformerTrainingArguments)
     from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers  # noqa
     kw = dict(
         output_dir=out, num_train_epochs=epochs, per_device_train_batch_size=batch, learning_rate=lr,
         warmup_steps=warmup, lr_scheduler_type="linear", weight_decay=0.01, logging_steps=50,
-        eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
+        eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=keep_best,
         metric_for_best_model="eval_sts-dev_spearman_cosine", greater_is_better=True, report_to=[],
         seed=args.seed, data_seed=args.seed, dataloader_num_workers=0, use_cpu=True, disable_tqdm=True,
         batch_sampler=BatchSamplers.NO_DUPLICATES if multi else BatchSamplers.BATCH_SAMPLER,
