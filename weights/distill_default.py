@@ -66,10 +66,9 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--dropout", type=float, default=None,
                     help="the student's dropout during training (hidden and attention; the start model's config has 0.1)")
-    ap.add_argument("--gold-dev", choices=["none", "even", "odd", "all"], default="none",
-                    help="also train on KorSTS dev pairs (even / odd rows, or all): 'even' and 'odd' measure, on the "
-                         "other half, what the added gold pairs are worth; 'all' is the final retrain of a recipe chosen "
-                         "before (no held-out dev then: fixed epochs, the last one kept, dev figures not a measure)")
+    ap.add_argument("--gold-dev", choices=["none", "even", "odd"], default="none",
+                    help="also train on the even / odd rows of KorSTS dev and evaluate on the other half: what more "
+                         "gold pairs of the measured sources are worth (weights/README.md, sixth round)")
     args = ap.parse_args()
     work = args.out.rstrip("/") + ".work"; os.makedirs(work, exist_ok=True)
     torch.set_num_threads(args.threads)
@@ -93,11 +92,10 @@ def main():
     # Linear map of the teacher score onto KorSTS's 0-1 scale, fitted on KorSTS train only.
     tr = td.korsts("train")
     dev = td.korsts("dev")
-    dev_gold = {"none": [], "even": dev[0::2], "odd": dev[1::2], "all": dev}[args.gold_dev]
-    held = {"none": dev, "even": dev[1::2], "odd": dev[0::2], "all": dev}[args.gold_dev]
+    dev_gold = {"none": [], "even": dev[0::2], "odd": dev[1::2]}[args.gold_dev]
+    held = {"none": dev, "even": dev[1::2], "odd": dev[0::2]}[args.gold_dev]
     gold = tr + dev_gold  # the calibration below stays on KorSTS train only
-    td.log(f"gold pairs: KorSTS train {len(tr)} + dev {len(dev_gold)}; evaluated on {len(held)} dev pairs"
-           + (" (trained on)" if args.gold_dev == "all" else " (held out)"))
+    td.log(f"gold pairs: KorSTS train {len(tr)} + dev {len(dev_gold)}; evaluated on {len(held)} dev pairs (held out)")
     ea = teacher.encode([a for a, _, _ in tr], normalize_embeddings=True); eb = teacher.encode([b for _, b, _ in tr], normalize_embeddings=True)
     t_tr = teach(ea, eb, vec.transform([a for a, _, _ in tr]), vec.transform([b for _, b, _ in tr]))
     slope, icpt = np.polyfit(t_tr, [s for _, _, s in tr], 1)
@@ -123,20 +121,18 @@ def main():
             if isinstance(mod, torch.nn.Dropout):
                 mod.p = args.dropout
     ev = td.dev_evaluator(dev=held)
-    keep_best = args.gold_dev != "all"
     summary["dev_init"] = ev(model)["sts-dev_spearman_cosine"]
     td.log(f"dev spearman of the start: {summary['dev_init']:.4f}")
     if args.distill_epochs > 0:
         data = Dataset.from_dict({"sentence1": s1, "sentence2": s2, "score": sc})
         hist, sec = td.st_train(model, args, data, losses.CosineSimilarityLoss(model), args.distill_epochs,
-                                args.distill_lr, args.batch, os.path.join(work, "distill_ckpt"), ev,
-                                keep_best=keep_best)
+                                args.distill_lr, args.batch, os.path.join(work, "distill_ckpt"), ev)
         summary["distill_dev"] = hist; summary["distill_seconds"] = sec
     if args.sts_epochs > 0:
         data = Dataset.from_dict({"sentence1": [a for a, _, _ in gold], "sentence2": [b for _, b, _ in gold],
                                   "score": [s for _, _, s in gold]})
         hist, sec = td.st_train(model, args, data, losses.CosineSimilarityLoss(model), args.sts_epochs,
-                                args.sts_lr, args.batch, os.path.join(work, "sts_ckpt"), ev, keep_best=keep_best)
+                                args.sts_lr, args.batch, os.path.join(work, "sts_ckpt"), ev)
         summary["sts_dev"] = hist; summary["sts_seconds"] = sec
     summary["dev_final"] = ev(model)["sts-dev_spearman_cosine"]
     summary["total_seconds"] = time.time() - t_all

@@ -249,13 +249,13 @@ def dev_evaluator(name="sts-dev", dev=None):
                                         name=name, batch_size=128, show_progress_bar=False)
 
 
-def st_train(model, args, train, loss, epochs, lr, batch, out, evaluator, multi=False, warmup=0.1, keep_best=True):
+def st_train(model, args, train, loss, epochs, lr, batch, out, evaluator, multi=False, warmup=0.1):
     from sentence_transformers import (SentenceTransformerTrainer, SentenceTransformerTrainingArguments)
     from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers  # noqa
     kw = dict(
         output_dir=out, num_train_epochs=epochs, per_device_train_batch_size=batch, learning_rate=lr,
         warmup_steps=warmup, lr_scheduler_type="linear", weight_decay=0.01, logging_steps=50,
-        eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=keep_best,
+        eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model="eval_sts-dev_spearman_cosine", greater_is_better=True, report_to=[],
         seed=args.seed, data_seed=args.seed, dataloader_num_workers=0, use_cpu=True, disable_tqdm=True,
         batch_sampler=BatchSamplers.NO_DUPLICATES if multi else BatchSamplers.BATCH_SAMPLER,
