@@ -65,7 +65,7 @@ def main():
     ap.add_argument("--sts-lr", type=float, default=5e-5)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--dropout", type=float, default=None,
-                    help="the student's dropout during training (hidden and attention; the start model's config has 0.1)")
+                    help="the student's dropout in training (hidden and attention; the start model's is 0.1)")
     ap.add_argument("--gold-dev", choices=["none", "even", "odd"], default="none",
                     help="also train on the even / odd rows of KorSTS dev and evaluate on the other half: what more "
                          "gold pairs of the measured sources are worth (weights/README.md, sixth round)")

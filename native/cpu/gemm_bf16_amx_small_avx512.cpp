@@ -33,8 +33,9 @@
 //   × 128: 62.5-63.8 / 48.1-48.8; batch 4 × 64 tokens 114-116 / 116-118 / 79-80; batch 16 × 32: 209-212 / 206-209
 //   / 152-154.
 // - no K blocking: each task walks its panels (contiguous in memory) start to end, and a software prefetch runs
-//   4 KB ahead (SmallMPanelPrefetch, gemm_driver.h) of the tile loads along that contiguous range, so the next lines are in flight while the
-//   current chunk multiplies (tile loads stall on a miss; the hardware prefetcher stops at 4 KB pages).
+//   4 KB ahead (SmallMPanelPrefetch, gemm_driver.h) of the tile loads along that contiguous range, so the next
+//   lines are in flight while the current chunk multiplies (tile loads stall on a miss; the hardware prefetcher
+//   stops at 4 KB pages).
 // - C starts at zero; the bias (and the GELU epilogue) is added to the stored rows, so the bias is the last term
 //   of the sum instead of the first (order only).
 // - work split: panel groups only (one row block), sized by gemmPanelsPerGroupBalanced so both threads get equal

@@ -12,7 +12,8 @@
 //   4, 5 the same two row ranges of x (16 rows × 64 u8 at most), 6, 7 the panel's 16 quads × 16 columns (128-byte
 //   stride). M ≤ 16: one row tile;
 // - each task walks its panels (contiguous in memory) start to end with a software prefetch 4 KB ahead of the
-//   tile loads (SmallMPanelPrefetch, gemm_driver.h), so the next lines are in flight while the current chunk multiplies;
+//   tile loads (SmallMPanelPrefetch, gemm_driver.h), so the next lines are in flight while the current chunk
+//   multiplies;
 // - more than 32 rows: groups of 32 rows (two 16-row tiles), one pass over the panel per group, the later passes
 //   from L2, the prefetch far enough ahead (to L2) that the next panel streams in meanwhile — as
 //   gemm_bf16_amx_small, which has the why. Tile rows are then 16 and 16; the last group's rows past M read the
