@@ -144,6 +144,19 @@ static void testGemmLongK(Isa isa) {
   for (Activation act : {Activation::Gelu, Activation::GeluNew}) testGemmGelu(isa, 70, 773, 3072, act, &pool2);
 }
 
+// The AVX-512 packed path's row split (from 128 rows per thread; other ISAs run the same shapes on their own
+// drivers): 2 tasks of 128 + 129 rows (tiles 10 × 12 + 8 and 10 × 12 + 9) with an N tail and K in two blocks
+// (501 + 500); 3 threads over 401 rows (133 / 134 / 134) with four K blocks; more tasks than threads (1000 rows,
+// 2 threads: 6 tasks of 166–167 rows); a partial panel only (N = 16); GELU after the last of four K blocks.
+static void testGemmRowSplit(Isa isa) {
+  ThreadPool pool2(2), pool3(3);
+  testGemm(isa, 257, 70, 1001, &pool2, true);
+  testGemm(isa, 401, 97, 3072, &pool3, false);
+  testGemm(isa, 1000, 64, 300, &pool2, true);
+  testGemm(isa, 256, 16, 40, &pool2, true);  // only the partial panel
+  for (Activation act : {Activation::Gelu, Activation::GeluNew}) testGemmGelu(isa, 300, 773, 3072, act, &pool2);
+}
+
 // ---------------------------------------------------------------- bf16 GEMM (AVX512-BF16)
 // Reference: gemm_bf16_raw_ref (x and W rounded to bf16, fp32 sums); only the summation order may differ, so the
 // fp32 GEMM bound applies. With gelu: the epilogue is checked against gelu_ref of that reference.
@@ -1308,6 +1321,7 @@ int main(int argc, char** argv) {
     }
     testGemm(isa, 61, 72 * 32 + 5, 769, &pool2, false);
     testGemmLongK(isa);
+    testGemmRowSplit(isa);
     {  // one scratch for several GEMMs, as the model shares it: grown, reused for a smaller M × K (stale contents
        // from the earlier GEMM underneath), grown again
       AlignedBuffer shared;

@@ -26,6 +26,7 @@
 // pass over memory: in registers before the store on the packed path, on the tile just stored on the small-M path.
 // Work split: (row block, panel group) tasks, the group count chosen so the task count is a multiple of the thread
 // count where possible (no thread idles at the end); at batch 1 (one row block) that splits N across the threads.
+// From 128 rows per thread on, the packed path splits rows only (rowTask: each core packs and computes its own rows).
 // Row tiles inside a block are balanced from the block's own row count (16 rows → 8 + 8, 64 → 5 × 11 + 9; on the
 // packed path 5 × 12 + 4 measured equal within noise at M = 64).
 #include "ops.h"
@@ -203,6 +204,7 @@ struct PackedJob {
   GemmF32Job j;
   float* xp;
   int tiles_per_block;
+  int row_tasks;  // row-split mode only (rowTask)
 };
 
 // One row tile of x (rows ≤ MR, row stride K) → dst[k][rows], 16 k at a time through a register transpose
@@ -234,59 +236,87 @@ void packTask(void* ctx, int64_t begin, int64_t end, int) {
 }
 
 // gemmF32Task's loops (K blocks, then panels, then row tiles; partial last panel over the whole K into a stack
-// tile) with the packed tiles as A.
-void packedTask(void* ctx, int64_t begin, int64_t end, int) {
-  const PackedJob& pj = *static_cast<const PackedJob*>(ctx);
+// tile) over rows [m0, m1) and panels [p0, p1), with the packed tiles as A.
+void computeBlock(const PackedJob& pj, int m0, int m1, int p0, int p1) {
   const GemmF32Job& j = pj.j;
   alignas(64) float bias[NR];
   alignas(64) float tile[MR * NR];
-  for (int64_t t = begin; t < end; ++t) {
-    const GemmBlock b = gemmBlock(j.s, t);
-    const int m0 = b.m0, m1 = b.m1, p0 = b.p0, p1 = b.p1;
-    const int pf = imin(p1, j.s.full_panels);  // full panels of this group: [p0, pf)
-    const int tr = gemmTileRows(m1 - m0, MR);
-    for (int k0 = 0; k0 < j.K; k0 += j.kc) {
-      const int kc = imin(j.kc, j.K - k0);
-      const bool last = k0 + kc >= j.K;
-      for (int p = p0; p < pf; ++p) {
-        const float* B = j.packed + (static_cast<size_t>(p) * j.K + k0) * NR;
-        const int n0 = p * NR;
-        const float* bp = bias;
-        if (k0 == 0) {
-          if (j.bias) {
-            bp = j.bias + n0;
-          } else {
-            for (int c = 0; c < NR; ++c) bias[c] = 0.f;
-          }
-        }
-        // The next slice this task reads ((p + 1, k0), else (p0, next K block)) is brought into L2 while this one
-        // is used: its 2·kc lines spread evenly over this slice's row tiles, one line per k step from each tile's
-        // start (1 x 64-token forward, 2 threads, 3 alternating runs: 49.0 / 49.0 / 51.9 ms with all of it in the
-        // first two tiles → 48.4 / 45.4 / 47.3 ms; over the first half of the tiles: in between).
-        const float* next = p + 1 < pf ? B + static_cast<size_t>(j.K) * NR
-                            : k0 + kc < j.K ? j.packed + (static_cast<size_t>(p0) * j.K + k0 + kc) * NR
-                                            : nullptr;
-        const int ntiles = (m1 - m0 + tr - 1) / tr, lp = (2 * kc + ntiles - 1) / ntiles;
-        for (int m = m0, ti = 0; m < m1; m += tr, ++ti) {
-          const int rows = imin(tr, m1 - m);
-          float* C = j.y + static_cast<size_t>(m) * j.N + n0;
-          const float* pn = next ? next + static_cast<size_t>(ti) * lp * 16 : B;
-          runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows, B, kc, bp, k0 > 0,
-                     last ? j.ep : 0, C, j.N, pn, next ? lp : 0);
+  const int pf = imin(p1, j.s.full_panels);  // full panels of this group: [p0, pf)
+  const int tr = gemmTileRows(m1 - m0, MR);
+  for (int k0 = 0; k0 < j.K; k0 += j.kc) {
+    const int kc = imin(j.kc, j.K - k0);
+    const bool last = k0 + kc >= j.K;
+    for (int p = p0; p < pf; ++p) {
+      const float* B = j.packed + (static_cast<size_t>(p) * j.K + k0) * NR;
+      const int n0 = p * NR;
+      const float* bp = bias;
+      if (k0 == 0) {
+        if (j.bias) {
+          bp = j.bias + n0;
+        } else {
+          for (int c = 0; c < NR; ++c) bias[c] = 0.f;
         }
       }
-    }
-    for (int p = pf; p < p1; ++p) {  // the last, partial panel
-      const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
-      const int n0 = p * NR, cols = j.N - n0;
-      for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
-      for (int m = m0; m < m1; m += tr) {
+      // The next slice this task reads ((p + 1, k0), else (p0, next K block)) is brought into L2 while this one
+      // is used: its 2·kc lines spread evenly over this slice's row tiles, one line per k step from each tile's
+      // start (1 x 64-token forward, 2 threads, 3 alternating runs: 49.0 / 49.0 / 51.9 ms with all of it in the
+      // first two tiles → 48.4 / 45.4 / 47.3 ms; over the first half of the tiles: in between).
+      const float* next = p + 1 < pf ? B + static_cast<size_t>(j.K) * NR
+                          : k0 + kc < j.K ? j.packed + (static_cast<size_t>(p0) * j.K + k0 + kc) * NR
+                                          : nullptr;
+      const int ntiles = (m1 - m0 + tr - 1) / tr, lp = (2 * kc + ntiles - 1) / ntiles;
+      for (int m = m0, ti = 0; m < m1; m += tr, ++ti) {
         const int rows = imin(tr, m1 - m);
-        runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K, B, j.K, bias, false, j.ep, tile, NR, B, 0);
-        for (int r = 0; r < rows; ++r)
-          for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
+        float* C = j.y + static_cast<size_t>(m) * j.N + n0;
+        const float* pn = next ? next + static_cast<size_t>(ti) * lp * 16 : B;
+        runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows, B, kc, bp, k0 > 0,
+                   last ? j.ep : 0, C, j.N, pn, next ? lp : 0);
       }
     }
+  }
+  for (int p = pf; p < p1; ++p) {  // the last, partial panel
+    const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
+    const int n0 = p * NR, cols = j.N - n0;
+    for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
+    for (int m = m0; m < m1; m += tr) {
+      const int rows = imin(tr, m1 - m);
+      runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K, B, j.K, bias, false, j.ep, tile, NR, B, 0);
+      for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
+    }
+  }
+}
+
+void packedTask(void* ctx, int64_t begin, int64_t end, int) {
+  const PackedJob& pj = *static_cast<const PackedJob*>(ctx);
+  for (int64_t t = begin; t < end; ++t) {
+    const GemmBlock b = gemmBlock(pj.j.s, t);
+    computeBlock(pj, b.m0, b.m1, b.p0, b.p1);
+  }
+}
+
+// Row-split mode (M ≥ kRowSplitRows per thread): task t of n = row_tasks owns rows [M·t / n, M·(t + 1) / n) and
+// every panel; it packs its own rows and then computes them, one pass, no barrier in between. The (row block, panel
+// group) split above has each core read packed tiles the other core wrote (tiles are handed out one at a time in the
+// pack pass, and a row block's panel groups go to different threads). 2 threads, a synthetic harness (weights
+// resident in cache), median GFLOP/s of 60 calls, two alternating runs: 512 × 768 × 3072 305 / 304 → 318 / 320,
+// 512 × 3072 × 768 317 / 330 → 341 / 338. In the 12 × 768 model's forward
+// pass (2 threads, three alternating runs, median ms per call) the gain is smaller, because each core now streams
+// every weight panel (the column split streams half): 8 × 64 tokens 331 / 305 / 325 → 309 / 302 / 312, 32 × 16
+// 315 / 308 / 325 → 302 / 292 / 312, 32 × 64 1270 / 1214 / 1281 → 1213 / 1212 / 1301, 4 × 128 334 / 326 / 351 →
+// 305 / 316 / 352; 512 KorSTS-test sentences at batch 32: 120.3 / 110.2 / 103.1 → 122.0 / 114.2 / 103.8 sentences/s.
+// Tried from 12 rows per thread, it was slower at 64 tokens (1 × 64: 49.9 / 46.9 → 50.9 / 50.7 ms) and mixed at 128
+// (88.7 / 83.9 → 84.4 / 87.5 ms), hence the threshold of 128 rows per thread.
+constexpr int kRowSplitRows = 128;
+void rowTask(void* ctx, int64_t begin, int64_t end, int) {
+  const PackedJob& pj = *static_cast<const PackedJob*>(ctx);
+  const GemmF32Job& j = pj.j;
+  for (int64_t t = begin; t < end; ++t) {
+    const int m0 = static_cast<int>(j.s.M * t / pj.row_tasks), m1 = static_cast<int>(j.s.M * (t + 1) / pj.row_tasks);
+    const int tr = gemmTileRows(m1 - m0, MR);
+    for (int m = m0; m < m1; m += tr)
+      packTile(j.x + static_cast<size_t>(m) * j.K, imin(tr, m1 - m), j.K, pj.xp + static_cast<size_t>(m) * j.K);
+    computeBlock(pj, m0, m1, 0, j.s.panels);
   }
 }
 
@@ -329,6 +359,13 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   AlignedBuffer& xp = w.act_scratch ? *w.act_scratch : local;
   xp.resize(static_cast<size_t>(M) * w.K);
   pj.xp = xp.data();
+  const int T = poolThreads(pool);
+  if (T > 1 && M >= kRowSplitRows * T) {
+    // Row split: blocks of at most 192 rows, a multiple of the thread count of them (576 rows, 2 threads: 4 × 144).
+    pj.row_tasks = (imax((M + 191) / 192, T) + T - 1) / T * T;
+    parallelRun(pool, pj.row_tasks, 1, rowTask, &pj);
+    return;
+  }
   parallelRun(pool, static_cast<int64_t>(j.s.mblocks) * pj.tiles_per_block, 1, packTask, &pj);
   parallelRun(pool, j.s.tasks(), 1, packedTask, &pj);
 }
