@@ -514,7 +514,8 @@ function report(ctx) {
       const g = peak.gemm.filter((x) => x.M >= 64 && (x.N === 3072 || x.K === 3072));
       if (g.length) {
         const w = Math.min(...g.map((x) => x.gflops / peak.peakN));
-        L.push(`| GEMM ≥ 80% of fp32 peak at 768 × 3072 shapes, ≥ 64 tokens | worst ${(100 * w).toFixed(0)}% | ${yes(w >= 0.8)} |`);
+        // one decimal, rounded down, so a 79.98 % row cannot print as "80%" beside "missed"
+        L.push(`| GEMM ≥ 80% of fp32 peak at 768 × 3072 shapes, ≥ 64 tokens | worst ${(Math.floor(1000 * w) / 10).toFixed(1)}% | ${yes(w >= 0.8)} |`);
       }
     }
     if (r.a.bf16) {
