@@ -7,7 +7,8 @@ Recipe (all seeded, CPU, Python sentence-transformers):
   1. optional masked-LM pre-training of a from-scratch BertModel on every distinct Korean sentence in
      ../shared/data (KorNLU + extra), except the sentences of KorSTS dev and test.
   2. MultipleNegativesRankingLoss on KorNLI xnli dev+test (premise, entailment, contradiction as hard negative),
-     KLUE-NLI dev (same), ParaKQC paraphrase sets, question pairs with is_duplicate=1, KLUE-STS dev pairs >= 4.
+     KLUE-NLI dev (same), ParaKQC paraphrase sets, question pairs with is_duplicate=1, KLUE-STS dev pairs >= 4;
+     with --simcse, pool sentences as (s, s) pairs too (unsupervised SimCSE: dropout makes the two views differ).
   3. CosineSimilarityLoss on KorSTS train (score / 5).
 Model selection uses KorSTS dev only; this script never reads KorSTS test.
 
@@ -306,6 +307,9 @@ def main():
                     help="KorSTS stage also keeps training the MNRL data (multi-task, round robin per batch)")
     ap.add_argument("--korsts-mnrl", type=float, default=0.0,
                     help="add KorSTS-train pairs with score >= this (0-5 scale) as MNRL positives (0 = off)")
+    ap.add_argument("--simcse", type=int, default=0,
+                    help="add this many pool sentences (mlm_corpus, no KorSTS dev/test) to the MNRL stage as (s, s) "
+                         "pairs: unsupervised SimCSE, the two dropout masks make the positive (0 = off, -1 = all)")
     ap.add_argument("--save-nli", default=None, help="save the sentence-transformers model after the MNRL stage")
     ap.add_argument("--start", default=None,
                     help="start from this sentence-transformers folder (e.g. a --save-nli model) instead of --init")
@@ -372,11 +376,18 @@ def main():
             ks = [(a, b) for a, b, s in korsts("train") if s * 5.0 >= args.korsts_mnrl and a != b]
             rng.shuffle(ks)
             pairs += ks; counts["korsts_train_pairs"] = len(ks)
+        if args.simcse:
+            pool = mlm_corpus()
+            rng.shuffle(pool)
+            pool = pool if args.simcse < 0 else pool[:args.simcse]
+            counts["simcse_sentences"] = len(pool)
         mnrl_sets = {
             "triplets": Dataset.from_dict({"anchor": [t[0] for t in trip], "positive": [t[1] for t in trip],
                                            "negative": [t[2] for t in trip]}),
             "pairs": Dataset.from_dict({"anchor": [p[0] for p in pairs], "positive": [p[1] for p in pairs]}),
         }
+        if args.simcse:
+            mnrl_sets["simcse"] = Dataset.from_dict({"anchor": pool, "positive": pool})
     if args.nli_epochs > 0:
         log(f"MNRL data: {counts}")
         summary["mnrl_counts"] = counts
@@ -399,7 +410,7 @@ def main():
         if args.sts_joint:  # one loss per dataset, batches drawn in proportion to each dataset's size
             train = DatasetDict({"sts": train, **mnrl_sets})
             mnrl = losses.MultipleNegativesRankingLoss(model)
-            loss = {"sts": loss, "triplets": mnrl, "pairs": mnrl}
+            loss = {"sts": loss, **{name: mnrl for name in mnrl_sets}}
         hist, sec = st_train(model, args, train, loss, args.sts_epochs, args.sts_lr, args.sts_batch,
                              os.path.join(args.work, "sts_ckpt"), ev, multi=args.sts_joint)
         summary["sts_dev"] = hist; summary["sts_seconds"] = sec
