@@ -306,7 +306,10 @@ void packedTask(void* ctx, int64_t begin, int64_t end, int) {
 // 315 / 308 / 325 → 302 / 292 / 312, 32 × 64 1270 / 1214 / 1281 → 1213 / 1212 / 1301, 4 × 128 334 / 326 / 351 →
 // 305 / 316 / 352; 512 KorSTS-test sentences at batch 32: 120.3 / 110.2 / 103.1 → 122.0 / 114.2 / 103.8 sentences/s.
 // Tried from 12 rows per thread, it was slower at 64 tokens (1 × 64: 49.9 / 46.9 → 50.9 / 50.7 ms) and mixed at 128
-// (88.7 / 83.9 → 84.4 / 87.5 ms), hence the threshold of 128 rows per thread.
+// (88.7 / 83.9 → 84.4 / 87.5 ms); from 64 rows per thread (quiet machine, three alternating runs) the synthetic
+// 128 × 768 × 3072 gained 10–18 % (median 342 / 345 / 333 → 377 / 403 / 395) while the model's forward at 128 tokens
+// lost 2–5 % in every pair (1 × 128 75.1 / 74.5 / 74.2 → 77.2 / 76.7 / 76.0 ms, 4 × 32 71.4 / 71.2 / 71.1 → 74.2 /
+// 74.6 / 76.8, 8 × 16 71.2 / 71.0 / 70.6 → 74.8 / 74.2 / 74.3): hence the threshold of 128 rows per thread.
 constexpr int kRowSplitRows = 128;
 void rowTask(void* ctx, int64_t begin, int64_t end, int) {
   const PackedJob& pj = *static_cast<const PackedJob*>(ctx);
