@@ -376,17 +376,16 @@ def main():
             ks = [(a, b) for a, b, s in korsts("train") if s * 5.0 >= args.korsts_mnrl and a != b]
             rng.shuffle(ks)
             pairs += ks; counts["korsts_train_pairs"] = len(ks)
-        if args.simcse:
-            pool = mlm_corpus()
-            rng.shuffle(pool)
-            pool = pool if args.simcse < 0 else pool[:args.simcse]
-            counts["simcse_sentences"] = len(pool)
         mnrl_sets = {
             "triplets": Dataset.from_dict({"anchor": [t[0] for t in trip], "positive": [t[1] for t in trip],
                                            "negative": [t[2] for t in trip]}),
             "pairs": Dataset.from_dict({"anchor": [p[0] for p in pairs], "positive": [p[1] for p in pairs]}),
         }
         if args.simcse:
+            pool = mlm_corpus()
+            rng.shuffle(pool)
+            pool = pool if args.simcse < 0 else pool[:args.simcse]
+            counts["simcse_sentences"] = len(pool)
             mnrl_sets["simcse"] = Dataset.from_dict({"anchor": pool, "positive": pool})
     if args.nli_epochs > 0:
         log(f"MNRL data: {counts}")

@@ -296,13 +296,16 @@ void packedTask(void* ctx, int64_t begin, int64_t end, int) {
 }
 
 // Row-split mode (M ≥ kRowSplitRows per thread): task t of n = row_tasks owns rows [M·t / n, M·(t + 1) / n) and
-// every panel; it packs its own rows and then computes them, one pass, no barrier in between. The (row block, panel
-// group) split above has each core read packed tiles the other core wrote (tiles are handed out one at a time in the
-// pack pass, and a row block's panel groups go to different threads). 2 threads, a synthetic harness (weights
-// resident in cache), median GFLOP/s of 60 calls, two alternating runs: 512 × 768 × 3072 305 / 304 → 318 / 320,
-// 512 × 3072 × 768 317 / 330 → 341 / 338. In the 12 × 768 model's forward pass (2 threads, three alternating runs,
-// median ms per call) the gain is smaller, because each core now streams every weight panel (the column split
-// streams half): 8 × 64 tokens 331 / 305 / 325 → 309 / 302 / 312, 32 × 16
+// every panel; it packs its own rows and then computes them, one pass, no barrier in between. Why: one 2-thread GEMM
+// (512 × 768 × 3072, the column split above) ran at 308 GFLOP/s while two 1-thread GEMMs in separate processes, one per
+// core, ran at 171 + 171, and perf put 92 % of the time in the kernel with no waiting, so the kernel itself ran slower
+// with two threads; in that split each core reads packed tiles the other core wrote (tiles are handed out one at a
+// time in the pack pass, and a row block's panel groups go to different threads), which the row split removes. The
+// output is bitwise the same (same K blocks, same kernel per element; checked against the 1-thread path).
+// 2 threads, a synthetic harness (weights resident in cache), median GFLOP/s of 60 calls, two alternating runs:
+// 512 × 768 × 3072 305 / 304 → 318 / 320, 512 × 3072 × 768 317 / 330 → 341 / 338. In the 12 × 768 model's forward
+// pass (2 threads, three alternating runs, median ms per call) the gain is smaller, because each core now streams
+// every weight panel (the column split streams half): 8 × 64 tokens 331 / 305 / 325 → 309 / 302 / 312, 32 × 16
 // 315 / 308 / 325 → 302 / 292 / 312, 32 × 64 1270 / 1214 / 1281 → 1213 / 1212 / 1301, 4 × 128 334 / 326 / 351 →
 // 305 / 316 / 352; 512 KorSTS-test sentences at batch 32: 120.3 / 110.2 / 103.1 → 122.0 / 114.2 / 103.8 sentences/s.
 // Tried from 12 rows per thread, it was slower at 64 tokens (1 × 64: 49.9 / 46.9 → 50.9 / 50.7 ms) and mixed at 128
