@@ -93,6 +93,78 @@ static void testGemm(Isa isa, int M, int N, int K, ThreadPool* pool, bool bias, 
          fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
 }
 
+// ---------------------------------------------------------------- weight arena (PackedWeight::arena)
+// The arena's slices: 64-byte aligned, disjoint (each filled with its own pattern, all checked after the last
+// allocation), the first chunk on a 2 MB boundary (Linux), a request larger than a chunk gets a chunk of its own.
+// Then every pack the CPU has (fp32 per ISA, bf16, int8), into the arena and into the weight's own buffer: the
+// GEMM's output is bitwise the same (same packed bytes, same kernels; only where they live differs), at M = 12
+// (batch-1 engines) and M = 64 (blocked / packed-x engines), N with a partial last panel.
+static void testWeightArena() {
+  {
+    WeightArena arena;
+    const size_t sizes[] = {1, 15, 16, 1000, 777777, size_t(17) << 20, 3, size_t(20) << 20, 5};
+    std::vector<float*> ps;
+    bool aligned = true;
+    for (size_t n : sizes) {
+      float* p = arena.alloc(n);
+      aligned = aligned && reinterpret_cast<uintptr_t>(p) % 64 == 0;
+      for (size_t i = 0; i < n; ++i) p[i] = float(ps.size() * 1000 + i % 997);
+      ps.push_back(p);
+    }
+    bool intact = true;
+    for (size_t j = 0; j < ps.size(); ++j)
+      for (size_t i = 0; i < sizes[j]; ++i) intact = intact && ps[j][i] == float(j * 1000 + i % 997);
+    size_t total = 0;
+    for (size_t n : sizes) total += n * sizeof(float);
+#if defined(__linux__)
+    const bool huge_aligned = reinterpret_cast<uintptr_t>(ps[0]) % (size_t(2) << 20) == 0;
+#else
+    const bool huge_aligned = true;
+#endif
+    // 17 MB and 20 MB floats (68 / 80 MB) get chunks of their own; the rest fits one 64 MB chunk.
+    const size_t want = (size_t(64) + 68 + 80) << 20;
+    report(aligned && intact && huge_aligned && arena.reservedBytes() == want, "weight arena: aligned, disjoint slices",
+           fmt("%zu slices, %zu MB asked, %zu MB reserved", ps.size(), total >> 20, arena.reservedBytes() >> 20));
+  }
+  ThreadPool pool2(2);
+  const Ops& a512 = opsFor(detectIsa());
+  struct Pack {
+    const char* name;
+    const Ops* ops;
+    void (*fn)(PackedWeight&);
+  };
+  std::vector<Pack> packs;
+  for (Isa isa : simdIsas()) packs.push_back({isaName(isa), &opsFor(isa), opsFor(isa).pack});
+  if (a512.pack_bf16) packs.push_back({"bf16", &a512, a512.pack_bf16});
+  if (a512.pack_int8) packs.push_back({"int8", &a512, a512.pack_int8});
+  const int N = 3 * 32 + 7, K = 800;
+  auto W = rnd(size_t(N) * K), b = rnd(N);
+  for (const Pack& pk : packs)
+    for (int M : {12, 64}) {
+      auto x = rnd(size_t(M) * K);
+      WeightArena arena;
+      AlignedBuffer s1, s2;
+      PackedWeight own, in;
+      own.raw = in.raw = W.data();
+      own.N = in.N = N;
+      own.K = in.K = K;
+      own.act_scratch = &s1;
+      in.act_scratch = &s2;
+      in.arena = &arena;
+      float* before = arena.alloc(5);  // the weight starts past another slice, as in a model
+      pk.fn(own);
+      pk.fn(in);
+      float* after = arena.alloc(5);
+      std::vector<float> y1(size_t(M) * N), y2(size_t(M) * N, NAN);
+      pk.ops->gemm(x.data(), M, own, b.data(), y1.data(), &pool2);
+      pk.ops->gemm(x.data(), M, in, b.data(), y2.data(), &pool2);
+      const bool placed = in.pdata > before && in.pdata < after && own.pdata == own.packed.data() &&
+                          in.packed.data() == nullptr;
+      report(placed && std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)) == 0,
+             fmt("pack_%s into the arena M=%d N=%d K=%d", pk.name, M, N, K), "GEMM output bitwise equal to own buffer");
+    }
+}
+
 // ---------------------------------------------------------------- GEMM + GELU epilogue
 // Reference: gelu_ref(gemm_ref). Bound: the GEMM bound carried through gelu (|gelu'| < 1.13) plus the GELU bound:
 // |y - ref| <= 1.2 · (1e-5 · (Σ_k |x_k w_k| + |b|) + 1e-6) + 2e-6·|ref| + 2e-7·|z|, z = the pre-activation.
@@ -1224,10 +1296,16 @@ static void peakJson(int threads, bool quick) {
       if (quick && M != 512 && M != 16) continue;
       auto x = rnd(size_t(M) * K), W = rnd(size_t(N) * K), b = rnd(N);
       std::vector<float> y(size_t(M) * N);
+      // As the model runs them: weights packed into a weight arena (huge pages), x's per-call copy in a scratch
+      // buffer that persists across calls (the model's act_scratch; without one the GEMM allocates per call).
+      WeightArena arena;
+      AlignedBuffer scratch;
       PackedWeight pw;
       pw.raw = W.data();
       pw.N = N;
       pw.K = K;
+      pw.arena = &arena;
+      pw.act_scratch = &scratch;
       ops.pack(pw);
       const int reps = quick ? 5 : 20;
       double best = 1e9;
@@ -1242,6 +1320,8 @@ static void peakJson(int threads, bool quick) {
         pb.raw = W.data();
         pb.N = N;
         pb.K = K;
+        pb.arena = &arena;
+        pb.act_scratch = &scratch;
         ops.pack_bf16(pb);
         bbest = 1e9;
         for (int r = 0; r < reps; ++r) {
@@ -1256,9 +1336,9 @@ static void peakJson(int threads, bool quick) {
         pi.raw = W.data();
         pi.N = N;
         pi.K = K;
-        ops.pack_int8(pi);
-        AlignedBuffer scratch;
+        pi.arena = &arena;
         pi.act_scratch = &scratch;
+        ops.pack_int8(pi);
         ibest = 1e9;
         for (int r = 0; r < reps; ++r) {
           const double t0 = now();
@@ -1297,6 +1377,7 @@ int main(int argc, char** argv) {
   testPool(2);
   testPool(0);
   testPoolingRef();
+  testWeightArena();
 
   std::vector<Isa> isas = simdIsas();
   isas.insert(isas.begin(), Isa::Scalar);  // the scalar table against ref.cpp (trivially equal, checks wiring)

@@ -69,6 +69,7 @@ class BertModel final : public Model {
   void linear(PackedWeight& w, const std::string& prefix, int N, int K, const float** bias);
   void releaseRaw(const std::string& name, const float* p, size_t bytes);
   void packWeight(PackedWeight& w) {
+    w.arena = &arena_;  // every packed weight of the model in one huge-page arena, in forward order
     if (bf16_) {
       ops_->pack_bf16(w);
     } else if (int8_) {
@@ -89,6 +90,7 @@ class BertModel final : public Model {
   std::string precision_note_;  // why the precision asked for is not the one that runs ('' when it is)
   std::unique_ptr<ThreadPool> pool_;
   WeightFile wf_;
+  cpu::WeightArena arena_;  // the packed weights (PackedWeight::arena); declared before layers_ so it outlives them
   const float *word_, *pos_, *pos_start_, *type_, *emb_ln_g_, *emb_ln_b_;
   std::vector<float> zero_type_;  // DistilBERT: stands in for the token type table
   std::vector<Layer> layers_;

@@ -1,7 +1,12 @@
 // The CPU backend's op tables, one per instruction set. This is the only file that lists every op
 // (DESIGN rule 2); an op without a variant for an ISA uses the next lower one.
+#include <cstdint>
 #include <cstdlib>
 #include <new>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "ops.h"
 #include "ref.h"
@@ -49,9 +54,95 @@ void AlignedBuffer::resize(size_t n) {
   n_ = n;
 }
 
+// The weight arena. Why huge pages: at batch 1 a forward pass streams every weight once (340 MB fp32, 170 MB
+// bf16, 85 MB int8 for 12 × 768), and with 4 KB pages that stream takes a page walk every 4 KB. On this VM a
+// 2-thread read of 164 MB (which the last-level cache mostly holds between passes) ran at 28.7 GB/s with 4 KB pages
+// and 46.3 GB/s with 2 MB pages (37.4 → 44.5 with a software prefetch); 340 MB from DRAM 24.5 → 27.1. Measured (2 threads, 3 alternating rounds):
+// the 48 GEMMs of a 12-token forward in a throw-away harness over the real kernels, heap → arena: fp32 13.5-15.8 →
+// 12.3-13.3 ms, bf16 6.3-7.1 → 5.2-5.8 ms, int8 2.7-3.0 → 2.4-2.8 ms; the model's batch-1 p50 end to end: fp32
+// 15.7-16.4 → 12.9-14.9 ms, bf16 6.9-7.7 → 6.1-6.8 ms, int8 3.3-3.7 → 3.2-3.5 ms; batch-32 throughput unchanged.
+// One arena rather than a huge-page mapping per weight: then only the whole 2 MB pages inside each weight are huge
+// (a 1.2 MB bf16 768 × 768 weight gets none), and the harness's bf16 GEMMs took 7.2-7.6 ms that way. The chunks are
+// fresh mappings, advised before anything touches them (heap memory that was touched before stays in 4 KB pages
+// whatever it is advised). Cost: the last 2 MB page touched in a chunk is backed whole (≤ 2 MB per 64 MB chunk; a
+// weight over 32 MB gets a chunk of its own, rounded up to 2 MB).
+namespace {
+constexpr size_t kHugePage = size_t(2) << 20;
+constexpr size_t kChunkBytes = size_t(64) << 20;
+}  // namespace
+
+WeightArena::~WeightArena() {
+  for (const Chunk& c : chunks_) {
+#if defined(__linux__)
+    if (c.mapped) {
+      munmap(c.p, c.len);
+      continue;
+    }
+#endif
+    std::free(c.p);
+  }
+}
+
+size_t WeightArena::reservedBytes() const {
+  size_t n = 0;
+  for (const Chunk& c : chunks_) n += c.len;
+  return n;
+}
+
+// A fresh mapping of `len` bytes (a multiple of 2 MB) starting on a 2 MB boundary, advised for huge pages.
+static void* mapChunk(size_t len, bool* mapped) {
+#if defined(__linux__)
+  // Map 2 MB more than needed and unmap the slop before the first 2 MB boundary and after the chunk.
+  void* m = mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) throw std::bad_alloc();
+  const uintptr_t base = reinterpret_cast<uintptr_t>(m);
+  const uintptr_t start = (base + kHugePage - 1) & ~(kHugePage - 1);
+  if (start > base) munmap(m, start - base);
+  if (base + kHugePage > start) munmap(reinterpret_cast<void*>(start + len), base + kHugePage - start);
+#if defined(MADV_HUGEPAGE)
+  madvise(reinterpret_cast<void*>(start), len, MADV_HUGEPAGE);  // fails harmlessly where THP is off
+#endif
+  *mapped = true;
+  return reinterpret_cast<void*>(start);
+#else
+  void* q = nullptr;
+  if (posix_memalign(&q, 64, len) != 0) throw std::bad_alloc();
+  *mapped = false;
+  return q;
+#endif
+}
+
+float* WeightArena::alloc(size_t floats) {
+  if (floats > (SIZE_MAX - kChunkBytes) / sizeof(float)) throw std::bad_alloc();
+  const size_t bytes = (floats * sizeof(float) + 63) & ~size_t(63);
+  if (bytes > kChunkBytes / 2) {  // a chunk of its own; the chunk being filled stays the one to fill
+    Chunk c{nullptr, (bytes + kHugePage - 1) & ~(kHugePage - 1), false};
+    chunks_.reserve(chunks_.size() + 1);  // so that recording the chunk cannot throw once it is mapped
+    c.p = static_cast<char*>(mapChunk(c.len, &c.mapped));
+    chunks_.push_back(c);
+    return reinterpret_cast<float*>(c.p);
+  }
+  if (!fill_ || fill_len_ - used_ < bytes) {
+    Chunk c{nullptr, kChunkBytes, false};
+    chunks_.reserve(chunks_.size() + 1);
+    c.p = static_cast<char*>(mapChunk(c.len, &c.mapped));
+    chunks_.push_back(c);
+    fill_ = c.p;
+    fill_len_ = c.len;
+    used_ = 0;
+  }
+  float* p = reinterpret_cast<float*>(fill_ + used_);
+  used_ += bytes;
+  return p;
+}
+
 float* packedAlloc(PackedWeight& w, size_t floats) {
-  w.packed.resize(floats);
-  w.pdata = w.packed.data();
+  if (w.arena) {
+    w.pdata = w.arena->alloc(floats);
+  } else {
+    w.packed.resize(floats);
+    w.pdata = w.packed.data();
+  }
   return w.pdata;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "kst.h"
 #include "threadpool.h"
@@ -39,6 +40,29 @@ class AlignedBuffer {
   size_t n_ = 0;
 };
 
+// Where a model's packed weights live: 64-byte aligned slices, handed out in packing order (a forward pass reads
+// them in that order), from a few large mappings that start on 2 MB boundaries and ask for transparent huge pages
+// (backend_cpu.cpp says why). Nothing is freed before the arena; it must outlive every PackedWeight it fed.
+class WeightArena {
+ public:
+  WeightArena() = default;
+  ~WeightArena();
+  WeightArena(const WeightArena&) = delete;
+  WeightArena& operator=(const WeightArena&) = delete;
+  float* alloc(size_t floats);  // out of line (backend_cpu.cpp); throws std::bad_alloc
+  size_t reservedBytes() const;  // virtual size of all chunks (tests)
+
+ private:
+  struct Chunk {
+    char* p;
+    size_t len;
+    bool mapped;  // from mmap (else posix_memalign)
+  };
+  std::vector<Chunk> chunks_;  // every chunk, released by the destructor
+  char* fill_ = nullptr;       // the chunk small slices are cut from (requests over half a chunk get their own)
+  size_t fill_len_ = 0, used_ = 0;
+};
+
 // The weight of an HF Linear layer: raw is [N out][K in] row-major (y = x Wᵀ + b).
 // pack() may build an ISA-specific copy in `packed` (panels of nr output columns).
 struct PackedWeight {
@@ -58,8 +82,11 @@ struct PackedWeight {
   // row tiles; bf16 small-M engines: x rounded to bf16 — owned by the model (one per model: encode() is serialised) and grown by the GEMM to the largest
   // M × K seen; null = the GEMM allocates its own (op tests, benchmarks).
   AlignedBuffer* act_scratch = nullptr;
+  // Where pack*() puts the packed copy: the model's arena (set by the model before packing), else `packed`
+  // (op tests, benchmarks). pdata points at it either way.
+  WeightArena* arena = nullptr;
   AlignedBuffer packed;
-  float* pdata = nullptr;  // == packed.data() once packed
+  float* pdata = nullptr;
 };
 
 // The int8 path's activations: x[M][K] quantised per row (per token), asymmetric u8 with a zero point:
