@@ -343,7 +343,15 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   gemmF32Operands(j, x, w, bias, y, ep);
   // Row blocks of at most 192 rows (mc × kc of packed x stays in L2), balanced so the last is not tiny.
   j.s = gemmSplit(M, w.N, NR, gemmRows(M, 192, MR));
-  gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, j.s.mblocks, poolThreads(pool)));
+  // With more than one K block (K > KCP: the FFN output, K = 3072 / 1024) 2 tasks per thread instead of 4: every
+  // task of a row block re-reads that block's packed x once per K block, and at K = 3072 that x (M × 12 KB) and the
+  // task's weight panels no longer fit one L2 together, so fewer, wider tasks re-read less. Measured (2 threads,
+  // alternating): synthetic M × 768 × 3072 best GFLOP/s 64 rows 374 / 353 → 383-403 / 363-366, 96 rows 373 / 348 →
+  // 390-394 / 357-366, 128 rows 381 / 387 / 380 → 394-405; the default model (4 × 256, FFN K = 1024) at batch 32
+  // on KorSTS-test 2006 / 2102 / 2204 / 2279 → 2104 / 2165 / 2260 / 2281 sentences/s; the 12 × 768 model's forward at
+  // 64-128 tokens within noise (10 pairs each way).
+  gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, j.s.mblocks, poolThreads(pool),
+                                                M > 2 * MR && w.K > KCP ? 2 : 4));
   if (M <= 2 * MR) {
     // Small M (batch 1): the whole weight is streamed once and each B element feeds few rows, so the GEMM is
     // bound by memory; one K block per panel lets the kernel read the panel as kStreams concurrent streams

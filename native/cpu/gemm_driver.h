@@ -31,10 +31,11 @@ inline GemmRows gemmRows(int M, int mc_max, int round) {
 // Panels per group for the AVX-512 / bf16 / AMX drivers: groups of at most 8 panels (a KC × 8 panel slice of W
 // stays in L2 while the row tiles pass), at least enough groups that every thread has work; prefer a group count
 // that divides the panels evenly and makes the task count a multiple of the thread count.
-// (≥ 4 tasks per thread where the panels allow: threads that get less CPU than others — a busy machine —
-// leave their share to the pool's dynamic hand-out)
-inline int gemmPanelsPerGroupBalanced(int panels, int mblocks, int threads) {
-  const int min_groups = imin(panels, imax((panels + 7) / 8, (4 * threads + mblocks - 1) / mblocks));
+// (≥ tasks_per_thread tasks per thread where the panels allow, 4 by default: threads that get less CPU than
+// others — a busy machine — leave their share to the pool's dynamic hand-out)
+inline int gemmPanelsPerGroupBalanced(int panels, int mblocks, int threads, int tasks_per_thread = 4) {
+  const int min_groups =
+      imin(panels, imax((panels + 7) / 8, (tasks_per_thread * threads + mblocks - 1) / mblocks));
   int groups = 0;
   for (int g = min_groups; g <= imin(panels, 4 * min_groups) && !groups; ++g)
     if (panels % g == 0 && (static_cast<int64_t>(mblocks) * g) % threads == 0) groups = g;
