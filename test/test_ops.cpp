@@ -1464,6 +1464,10 @@ int main(int argc, char** argv) {
       testGemmBf16(13, 70, 51, &pool2, true, engine);
       testGemmBf16(12, 3072, 768, &pool2, true, engine);
       testGemmBf16(29, 70, 51, &pool2, true, engine);
+      if (engine == 4 && gemm_bf16_amx_small_fits(12)) {  // x rounded per thread into its own slice: three slices
+        ThreadPool pool3(3);
+        testGemmBf16(12, 769, 513, &pool3, true, engine);
+      }
       AlignedBuffer shared;  // one scratch for several GEMMs, as the model shares it: grown, reused smaller, grown
       for (auto& g : {std::array<int, 3>{12, 96, 3071}, {5, 33, 300}, {12, 70, 4001}})
         if (engine == 3 ? gemm_bf16_small_fits(g[0]) : gemm_bf16_amx_small_fits(g[0]))
