@@ -1498,6 +1498,10 @@ int main(int argc, char** argv) {
       testGemmInt8(isa, 37, 70, 50, &pool2, ep, true);
       testGemmInt8(isa, 16, 3072, 64, &pool2, ep, true);
       testGemmInt8(isa, 130, 100, 96, &pool2, ep, true);
+      if (ep == 1) {  // batch 1 on three threads (AVX-512 with AMX-INT8: each thread quantises x into its own slice)
+        ThreadPool pool3(3);
+        testGemmInt8(isa, 12, 769, 513, &pool3, ep, true);
+      }
     }
   }
   if (detectIsa() >= Isa::Avx512 && opsFor(Isa::Avx512).pack_int8) {

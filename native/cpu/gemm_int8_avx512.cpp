@@ -210,26 +210,45 @@ void gemm_int8_amx(const Int8Acts& a, int M, const PackedWeight& w, const float*
 bool gemm_int8_amx_small_fits(int M);
 void gemm_int8_amx_small(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                          ThreadPool* pool);
+bool gemm_int8_amx_small_x(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+                           AlignedBuffer& scratch, ThreadPool* pool);
 
 bool int8_supported_avx512() { return __builtin_cpu_supports("avx512vnni"); }
 
 void pack_int8_avx512(PackedWeight& w) { gemmPackInt8<NR>(w); }
 
-// x [M][K] → the quantised activations in buf (grown if needed), laid out for a weight of kq quads.
-Int8Acts quantize_int8_avx512(const float* x, int M, int K, int kq, AlignedBuffer& buf, ThreadPool* pool) {
-  buf.resize(gemmInt8ActFloats(M, kq));
-  Int8Acts a = gemmInt8ActLayout(buf.data(), M, kq);
-  QuantCtx c{x, K, a.lda, const_cast<uint8_t*>(a.q), const_cast<float*>(a.scale), const_cast<int32_t*>(a.zp)};
-  // Up to 256 KB of x (a batch-1 GEMM) on the calling thread, without a pool hand-off; else 64 KB chunks.
-  const int64_t grain = static_cast<int64_t>(M) * K <= 65536 ? M : imax(1, 16384 / imax(1, K));
-  parallelRun(pool, M, grain, quantTask, &c);
+namespace {
+// Rows M up to a multiple of 32 of the layout: q 0, scale 0, zero point 0 (AMX tiles read whole 16-row tiles).
+void zeroPadRows(const QuantCtx& c, int M) {
   const int Mp = (M + 31) & ~31;
-  std::memset(c.q + static_cast<size_t>(M) * a.lda, 0, static_cast<size_t>(Mp - M) * a.lda);
+  std::memset(c.q + static_cast<size_t>(M) * c.lda, 0, static_cast<size_t>(Mp - M) * c.lda);
   for (int m = M; m < Mp; ++m) {
     c.scale[m] = 0.f;
     c.zp[m] = 0;
   }
+}
+QuantCtx quantCtx(const float* x, int K, const Int8Acts& a) {
+  return QuantCtx{x, K, a.lda, const_cast<uint8_t*>(a.q), const_cast<float*>(a.scale), const_cast<int32_t*>(a.zp)};
+}
+}  // namespace
+
+// x [M][K] → the quantised activations in buf (grown if needed), laid out for a weight of kq quads.
+Int8Acts quantize_int8_avx512(const float* x, int M, int K, int kq, AlignedBuffer& buf, ThreadPool* pool) {
+  buf.resize(gemmInt8ActFloats(M, kq));
+  Int8Acts a = gemmInt8ActLayout(buf.data(), M, kq);
+  QuantCtx c = quantCtx(x, K, a);
+  // Up to 256 KB of x (a batch-1 GEMM) on the calling thread, without a pool hand-off; else 64 KB chunks.
+  const int64_t grain = static_cast<int64_t>(M) * K <= 65536 ? M : imax(1, 16384 / imax(1, K));
+  parallelRun(pool, M, grain, quantTask, &c);
+  zeroPadRows(c, M);
   return a;
+}
+
+// The same, on the calling thread, into a layout the caller owns (gemm_int8_amx_small's per-thread copies).
+void quantize_int8_rows_avx512(const float* x, int M, int K, const Int8Acts& a) {
+  QuantCtx c = quantCtx(x, K, a);
+  quantTask(&c, 0, M, 0);
+  zeroPadRows(c, M);
 }
 
 // The AVX512-VNNI engine alone on quantised activations; the op tests call both engines directly.
@@ -248,7 +267,9 @@ void gemm_int8_avx512(const float* x, int M, const PackedWeight& w, const float*
                       ThreadPool* pool) {
   if (M <= 0 || w.N <= 0) return;
   AlignedBuffer local;  // only where the caller gave no scratch (op tests, benchmarks); the model always does
-  const Int8Acts a = quantize_int8_avx512(x, M, w.K, w.kq, w.act_scratch ? *w.act_scratch : local, pool);
+  AlignedBuffer& scratch = w.act_scratch ? *w.act_scratch : local;
+  if (gemm_int8_amx_small_fits(M) && gemm_int8_amx_small_x(x, M, w, bias, y, ep, scratch, pool)) return;
+  const Int8Acts a = quantize_int8_avx512(x, M, w.K, w.kq, scratch, pool);
   if (gemm_int8_amx_small_fits(M)) return gemm_int8_amx_small(a, M, w, bias, y, ep, pool);
   if (M >= kAmxMinRows && amx_int8_ready()) return gemm_int8_amx(a, M, w, bias, y, ep, pool);
   gemm_int8_vnni(a, M, w, bias, y, ep, pool);
