@@ -57,10 +57,11 @@ void AlignedBuffer::resize(size_t n) {
 // The weight arena. Why huge pages: at batch 1 a forward pass streams every weight once (340 MB fp32, 170 MB
 // bf16, 85 MB int8 for 12 × 768), and with 4 KB pages that stream takes a page walk every 4 KB. On this VM a
 // 2-thread read of 164 MB (which the last-level cache mostly holds between passes) ran at 28.7 GB/s with 4 KB pages
-// and 46.3 GB/s with 2 MB pages (37.4 → 44.5 with a software prefetch); 340 MB from DRAM 24.5 → 27.1. Measured (2 threads, 3 alternating rounds):
-// the 48 GEMMs of a 12-token forward in a throw-away harness over the real kernels, heap → arena: fp32 13.5-15.8 →
-// 12.3-13.3 ms, bf16 6.3-7.1 → 5.2-5.8 ms, int8 2.7-3.0 → 2.4-2.8 ms; the model's batch-1 p50 end to end: fp32
-// 15.7-16.4 → 12.9-14.9 ms, bf16 6.9-7.7 → 6.1-6.8 ms, int8 3.3-3.7 → 3.2-3.5 ms; batch-32 throughput unchanged.
+// and 46.3 GB/s with 2 MB pages (37.4 → 44.5 with a software prefetch); 340 MB from DRAM 24.5 → 27.1. Measured (2
+// threads, 3 alternating rounds): the 48 GEMMs of a 12-token forward in a throw-away harness over the real kernels,
+// heap → arena: fp32 13.5-15.8 → 12.3-13.3 ms, bf16 6.3-7.1 → 5.2-5.8 ms, int8 2.7-3.0 → 2.4-2.8 ms; the model's
+// batch-1 p50 end to end: fp32 15.7-16.4 → 12.9-14.9 ms, bf16 6.9-7.7 → 6.1-6.8 ms, int8 3.3-3.7 → 3.2-3.5 ms;
+// batch-32 throughput unchanged.
 // One arena rather than a huge-page mapping per weight: then only the whole 2 MB pages inside each weight are huge
 // (a 1.2 MB bf16 768 × 768 weight gets none), and the harness's bf16 GEMMs took 7.2-7.6 ms that way. The chunks are
 // fresh mappings, advised before anything touches them (heap memory that was touched before stays in 4 KB pages
