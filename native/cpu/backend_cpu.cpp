@@ -113,23 +113,22 @@ static void* mapChunk(size_t len, bool* mapped) {
 #endif
 }
 
+char* WeightArena::addChunk(size_t len) {
+  chunks_.reserve(chunks_.size() + 1);  // so that recording the chunk cannot throw once it is mapped
+  Chunk c{nullptr, len, false};
+  c.p = static_cast<char*>(mapChunk(len, &c.mapped));
+  chunks_.push_back(c);
+  return c.p;
+}
+
 float* WeightArena::alloc(size_t floats) {
   if (floats > (SIZE_MAX - kChunkBytes) / sizeof(float)) throw std::bad_alloc();
   const size_t bytes = (floats * sizeof(float) + 63) & ~size_t(63);
-  if (bytes > kChunkBytes / 2) {  // a chunk of its own; the chunk being filled stays the one to fill
-    Chunk c{nullptr, (bytes + kHugePage - 1) & ~(kHugePage - 1), false};
-    chunks_.reserve(chunks_.size() + 1);  // so that recording the chunk cannot throw once it is mapped
-    c.p = static_cast<char*>(mapChunk(c.len, &c.mapped));
-    chunks_.push_back(c);
-    return reinterpret_cast<float*>(c.p);
-  }
+  if (bytes > kChunkBytes / 2)  // a chunk of its own; the chunk being filled stays the one to fill
+    return reinterpret_cast<float*>(addChunk((bytes + kHugePage - 1) & ~(kHugePage - 1)));
   if (!fill_ || fill_len_ - used_ < bytes) {
-    Chunk c{nullptr, kChunkBytes, false};
-    chunks_.reserve(chunks_.size() + 1);
-    c.p = static_cast<char*>(mapChunk(c.len, &c.mapped));
-    chunks_.push_back(c);
-    fill_ = c.p;
-    fill_len_ = c.len;
+    fill_ = addChunk(kChunkBytes);
+    fill_len_ = kChunkBytes;
     used_ = 0;
   }
   float* p = reinterpret_cast<float*>(fill_ + used_);

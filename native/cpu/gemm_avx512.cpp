@@ -346,8 +346,9 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   // With more than one K block (K > KCP: the FFN output, K = 3072 / 1024) 2 tasks per thread instead of 4: every
   // task of a row block re-reads that block's packed x once per K block, and at K = 3072 that x (M × 12 KB) and the
   // task's weight panels no longer fit one L2 together, so fewer, wider tasks re-read less. Measured (2 threads,
-  // alternating): synthetic M × 768 × 3072 best GFLOP/s 64 rows 374 / 353 → 383-403 / 363-366, 96 rows 373 / 348 →
-  // 390-394 / 357-366, 128 rows 381 / 387 / 380 → 394-405; the default model (4 × 256, FFN K = 1024) at batch 32
+  // alternating, the group count forced to what this rule gives at N = 768: 6 panels per group): synthetic M × 768 ×
+  // 3072 best GFLOP/s 64 rows 374 / 353 → 383 / 363, 96 rows 373 / 348 → 390 / 357, 128 rows 381 / 387 / 380 → 405 /
+  // 399 / 395; the default model (4 × 256, FFN K = 1024) at batch 32
   // on KorSTS-test 2006 / 2102 / 2204 / 2279 → 2104 / 2165 / 2260 / 2281 sentences/s; the 12 × 768 model's forward at
   // 64-128 tokens within noise (10 pairs each way).
   gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, j.s.mblocks, poolThreads(pool),

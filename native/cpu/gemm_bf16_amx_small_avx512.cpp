@@ -224,8 +224,8 @@ KST_AMX_TARGET void gemm_bf16_amx_small(const float* x, int M, const PackedWeigh
   const int T = poolThreads(pool);
   AlignedBuffer local;
   AlignedBuffer& buf = w.act_scratch ? *w.act_scratch : local;
-  uint8_t conv[256] = {};  // ThreadPool has at most 256 threads
-  if (M <= kGroupRows && T <= 256) {
+  uint8_t conv[ThreadPool::kMaxThreads] = {};
+  if (M <= kGroupRows) {
     // One slice per thread, each rounded by the thread that reads it. Why: a tile load of x stalls on every line
     // another core has just written (the caller's copy sits in the caller's cache), while the ordinary loads that
     // round x overlap those misses; rounding ≤ 32 × K floats once per thread costs next to nothing. Measured, 2
@@ -237,7 +237,7 @@ KST_AMX_TARGET void gemm_bf16_amx_small(const float* x, int M, const PackedWeigh
     j.a = reinterpret_cast<uint32_t*>(buf.data());
     j.conv = conv;
   } else {
-    const int Mp = M <= kGroupRows ? M : (M + 15) & ~15;  // whole 16-row tiles above 32 rows (tileRows)
+    const int Mp = (M + 15) & ~15;  // whole 16-row tiles above 32 rows (tileRows)
     buf.resize(static_cast<size_t>(Mp) * j.KPP);
     uint32_t* abuf = reinterpret_cast<uint32_t*>(buf.data());
     std::memset(abuf + static_cast<size_t>(M) * j.KPP, 0, static_cast<size_t>(Mp - M) * j.KPP * 4);

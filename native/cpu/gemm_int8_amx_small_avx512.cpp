@@ -54,7 +54,9 @@ struct TileCfg {
 #include "gemm_driver.h"
 
 }  // namespace
-void quantize_int8_rows_avx512(const float* x, int M, int K, const Int8Acts& a);  // gemm_int8_avx512.cpp
+// gemm_int8_avx512.cpp
+void quantize_int8_rows_avx512(const float* x, int M, int K, const Int8Acts& a);
+Int8Acts quantize_int8_avx512(const float* x, int M, int K, int kq, AlignedBuffer& buf, ThreadPool* pool);
 namespace {
 
 // The job; with x set (M ≤ kGroupRows), each thread quantises x itself into its own layout at slices + tid ·
@@ -180,28 +182,31 @@ void gemm_int8_amx_small(const Int8Acts& a, int M, const PackedWeight& w, const 
   parallelRun(pool, sj.j.s.tasks(), 1, task, &sj);
 }
 
-// From x: at M ≤ kGroupRows each thread quantises x into its own slice of `scratch` (returns false above that:
-// the caller quantises once and calls gemm_int8_amx_small). Why: a tile load of x stalls on every line another core
-// has just written, so tile-loading the caller's copy cost more than quantising ≤ 32 × K floats once per thread.
+// From x: at M ≤ kGroupRows each thread quantises x into its own slice of `scratch`; above, x is quantised once
+// (quantize_int8_avx512, by the pool) and gemm_int8_amx_small runs on that copy. Why the slices: a tile load of x
+// stalls on every line another core has just written, so tile-loading the caller's copy cost more than quantising
+// ≤ 32 × K floats once per thread.
 // Measured (2 threads, 3 alternating runs): 48 GEMMs of a 12-token forward in a throw-away harness over the real
 // kernels 2.47 / 2.48 / 2.55 → 2.31 / 2.30 / 2.29 ms (with x's quantisation left out altogether: 2.38 → 2.09 ms, the
 // bound); the model's 12-token batch-1 p50 3.09 / 3.13 / 3.04 → 2.90 / 2.94 / 2.87 ms.
-bool gemm_int8_amx_small_x(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+void gemm_int8_amx_small_x(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                            AlignedBuffer& scratch, ThreadPool* pool) {
+  if (M <= 0 || w.N <= 0) return;
+  if (M > kGroupRows) {
+    gemm_int8_amx_small(quantize_int8_avx512(x, M, w.K, w.kq, scratch, pool), M, w, bias, y, ep, pool);
+    return;
+  }
   const int T = poolThreads(pool);
-  if (M > kGroupRows || T > 256) return false;
-  if (M <= 0 || w.N <= 0) return true;
   SmallJob sj;
   gemmInt8Operands(sj.j, Int8Acts(), w, bias, y, ep);
   sj.j.s = gemmSplitColumns(M, w.N, NR, T);
   sj.slice_floats = (gemmInt8ActFloats(M, w.kq) + 15) & ~size_t(15);
   scratch.resize(sj.slice_floats * T);
-  uint8_t conv[256] = {};  // ThreadPool has at most 256 threads
+  uint8_t conv[ThreadPool::kMaxThreads] = {};
   sj.x = x;
   sj.slices = scratch.data();
   sj.conv = conv;
   parallelRun(pool, sj.j.s.tasks(), 1, task, &sj);
-  return true;
 }
 
 }  // namespace cpu

@@ -210,7 +210,7 @@ void gemm_int8_amx(const Int8Acts& a, int M, const PackedWeight& w, const float*
 bool gemm_int8_amx_small_fits(int M);
 void gemm_int8_amx_small(const Int8Acts& a, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                          ThreadPool* pool);
-bool gemm_int8_amx_small_x(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
+void gemm_int8_amx_small_x(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep,
                            AlignedBuffer& scratch, ThreadPool* pool);
 
 bool int8_supported_avx512() { return __builtin_cpu_supports("avx512vnni"); }
@@ -268,9 +268,8 @@ void gemm_int8_avx512(const float* x, int M, const PackedWeight& w, const float*
   if (M <= 0 || w.N <= 0) return;
   AlignedBuffer local;  // only where the caller gave no scratch (op tests, benchmarks); the model always does
   AlignedBuffer& scratch = w.act_scratch ? *w.act_scratch : local;
-  if (gemm_int8_amx_small_fits(M) && gemm_int8_amx_small_x(x, M, w, bias, y, ep, scratch, pool)) return;
+  if (gemm_int8_amx_small_fits(M)) return gemm_int8_amx_small_x(x, M, w, bias, y, ep, scratch, pool);
   const Int8Acts a = quantize_int8_avx512(x, M, w.K, w.kq, scratch, pool);
-  if (gemm_int8_amx_small_fits(M)) return gemm_int8_amx_small(a, M, w, bias, y, ep, pool);
   if (M >= kAmxMinRows && amx_int8_ready()) return gemm_int8_amx(a, M, w, bias, y, ep, pool);
   gemm_int8_vnni(a, M, w, bias, y, ep, pool);
 }

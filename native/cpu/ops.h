@@ -58,6 +58,7 @@ class WeightArena {
     size_t len;
     bool mapped;  // from mmap (else posix_memalign)
   };
+  char* addChunk(size_t len);  // maps a chunk of len bytes (a multiple of 2 MB) and records it
   std::vector<Chunk> chunks_;  // every chunk, released by the destructor
   char* fill_ = nullptr;       // the chunk small slices are cut from (requests over half a chunk get their own)
   size_t fill_len_ = 0, used_ = 0;

@@ -22,7 +22,7 @@ int ThreadPool::availableCores() {
 
 ThreadPool::ThreadPool(int nthreads) {
   n_ = nthreads > 0 ? nthreads : availableCores();
-  n_ = std::min(n_, 256);
+  n_ = std::min(n_, kMaxThreads);
   threads_.reserve(n_ - 1);
   for (int t = 1; t < n_; ++t) threads_.emplace_back([this, t] { worker(t); });
 }

@@ -25,6 +25,7 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
+  static constexpr int kMaxThreads = 256;  // the most threads a pool has (callers size per-thread state by it)
   int size() const { return n_; }
   // Runs fn over [0, n) in chunks of `grain` items. Not re-entrant: one parallel_for at a time.
   void parallel_for(int64_t n, int64_t grain, const Fn& fn);
