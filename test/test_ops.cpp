@@ -95,7 +95,8 @@ static void testGemm(Isa isa, int M, int N, int K, ThreadPool* pool, bool bias, 
 
 // ---------------------------------------------------------------- weight arena (PackedWeight::arena)
 // The arena's slices: 64-byte aligned, disjoint (each filled with its own pattern, all checked after the last
-// allocation), the first chunk on a 2 MB boundary (Linux), a request larger than a chunk gets a chunk of its own.
+// allocation), the first chunk on a 2 MB boundary (Linux), a request over half a chunk (32 MB) gets a chunk of its
+// own while the small ones keep filling the current chunk.
 // Then every pack the CPU has (fp32 per ISA, bf16, int8), into the arena and into the weight's own buffer: the
 // GEMM's output is bitwise the same (same packed bytes, same kernels; only where they live differs), at M = 12
 // (batch-1 engines) and M = 64 (blocked / packed-x engines), N with a partial last panel.
