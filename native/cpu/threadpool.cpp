@@ -28,11 +28,6 @@ ThreadPool::ThreadPool(int nthreads) {
 }
 
 namespace {
-// Waiting for a new job (workers) or for the workers to finish (caller): poll with `pause` for at most kSpinNs,
-// then sleep on the condition variable. Short on purpose: on a machine with more runnable threads than cores a
-// long spin (or sched_yield) costs far more than a futex wake-up (measured: 12-token batch-1 forward 137 ms
-// with no spin vs 198 ms with a ~0.5 ms spin and 316 ms with a yield phase, 2 threads at load average 6).
-constexpr int64_t kSpinNs = 10000;
 inline void cpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -42,17 +37,27 @@ inline int64_t nowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-// Polls done() until true (returns true) or the budget runs out (returns false).
+// Polls done() until true (returns true) or `budget_ns` runs out (returns false).
 template <typename F>
-bool pollFor(F done) {
+bool pollFor(F done, int64_t budget_ns) {
   const int64_t t0 = nowNs();
   for (int i = 1;; ++i) {
     if (done()) return true;
-    if ((i & 31) == 0 && nowNs() - t0 > kSpinNs) return false;
+    if ((i & 31) == 0 && nowNs() - t0 > budget_ns) return false;
     cpuRelax();
   }
 }
 }  // namespace
+
+template <typename F>
+bool ThreadPool::poll(F done) {
+  const int64_t budget = spin_ns_.load(std::memory_order_relaxed);
+  const bool ok = pollFor(done, budget);
+  // Additive increase on a wait that ended while polling, halving on one that did not (spin_ns_ says why).
+  spin_ns_.store(ok ? std::min(kSpinMaxNs, budget + kSpinStepNs) : std::max(kSpinMinNs, budget / 2),
+                 std::memory_order_relaxed);
+  return ok;
+}
 
 ThreadPool::~ThreadPool() {
   {
@@ -74,7 +79,7 @@ void ThreadPool::runChunks(int tid) {
 void ThreadPool::worker(int tid) {
   uint64_t seen = 0;
   for (;;) {
-    if (!pollFor([&] { return gen_.load(std::memory_order_acquire) != seen || stop_.load(std::memory_order_relaxed); })) {
+    if (!poll([&] { return gen_.load(std::memory_order_acquire) != seen || stop_.load(std::memory_order_relaxed); })) {
       std::unique_lock<std::mutex> lk(mu_);
       ++sleepers_;
       wake_cv_.wait(lk, [&] { return stop_.load() || gen_.load() != seen; });
@@ -110,7 +115,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const Fn& fn) {
   }
   if (wake) wake_cv_.notify_all();
   runChunks(0);
-  if (!pollFor([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+  if (!poll([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
     std::unique_lock<std::mutex> lk(mu_);
     done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
   }

@@ -1,9 +1,9 @@
 // A persistent thread pool: threads are created once (per model) and reused by every op.
 // parallel_for hands out [begin, end) chunks of an index range; the calling thread takes part.
 // Hand-off without a syscall in the common case: a new job is published by bumping an atomic generation
-// counter, which idle workers poll for a short while (10 µs with `pause`: longer hurts badly on an oversubscribed
-// machine) before they sleep on a condition variable; the caller likewise polls the pending count before sleeping. A forward pass issues ~70 parallel_for calls back to back, so wake-up
-// latency counts at batch 1.
+// counter, which idle workers poll for a while (10-50 µs with `pause`, adaptive: see spin_ns_) before they sleep on
+// a condition variable; the caller likewise polls the pending count before sleeping. A forward pass issues ~60
+// parallel_for calls back to back, so wake-up latency counts at batch 1.
 #pragma once
 
 #include <atomic>
@@ -33,6 +33,22 @@ class ThreadPool {
   static int availableCores();
 
  private:
+  // Waiting for a new job (workers) or for the workers to finish (caller): poll with `pause` for up to spin_ns_,
+  // then sleep on a condition variable. The budget adapts: +kSpinStepNs after a wait that ended while polling,
+  // halved after one that did not, between kSpinMinNs and kSpinMaxNs. Why: at batch 1 a forward pass is ~60
+  // parallel_for calls, and one thread often finishes its share of a GEMM 10-50 µs before the other; with a fixed
+  // 10 µs poll the waiting thread slept ~28 times per 12-token forward and each futex wake-up (of a vCPU that went
+  // idle) cost more than the wait itself. When the machine has more runnable threads than cores, the thread we wait
+  // for is often descheduled, polls time out, and the budget falls back to kSpinMinNs: long polls there take cores
+  // from the threads doing the work (an earlier fixed ~0.5 ms poll: 12-token forward 137 → 198 ms at load average
+  // 6). Measured (12-token batch-1 p50, 2 threads, 3 alternating runs): fixed 10 µs 13.1 / 14.0 / 12.9 ms, fixed
+  // 50 µs 12.0 / 11.8 / 11.9, adaptive 11.9 / 12.1 / 11.7; two 2-thread models encoding concurrently on 2 cores
+  // (oversubscribed): 79.6 / 79.5 / 77.2 sentences/s fixed 10 µs, 71.1 / 71.1 / 71.7 fixed 50 µs, 81.7 / 81.2
+  // adaptive; with 4 busy loops beside (load average ~6) adaptive p50 52.0 / 51.8 / 43.3 ms vs fixed 10 µs 68.0 /
+  // 65.1 / 42.9. bf16 / int8 batch-1 and batch-32 throughput: within noise.
+  static constexpr int64_t kSpinMinNs = 10000, kSpinMaxNs = 50000, kSpinStepNs = 5000;
+  template <typename F>
+  bool poll(F done);
   void worker(int tid);
   void runChunks(int tid);
 
@@ -47,6 +63,7 @@ class ThreadPool {
   const Fn* fn_ = nullptr;
   int64_t items_ = 0, grain_ = 1;
   std::atomic<int64_t> next_{0};
+  std::atomic<int64_t> spin_ns_{kSpinMaxNs};
 };
 
 // parallel_for that also accepts a null pool (runs inline on the caller, tid 0).
