@@ -1394,6 +1394,19 @@ int main(int argc, char** argv) {
     testGemm(isa, 16, 2304, 768, &pool2, true);
     testGemm(isa, 13, 72 * 32 + 5, 40, &pool2, true);
     testGemm(isa, 200, 70 * 32, 33, &pool2, true);
+    // The AVX-512 small-M path (M ≤ 24): two row tiles of 12 over K = 3072 (four streams, each panel read once per
+    // tile); 10 + 10 rows with K = 1030 (stream tail K mod 4 = 2) and a partial last panel; three threads, so three
+    // per-thread packed copies of x in one scratch; K = 512, where the streams start.
+    testGemm(isa, 24, 96, 3072, &pool2, true);
+    for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemm(isa, 20, 70, 1030, p, true);
+    {
+      ThreadPool pool3(3);
+      AlignedBuffer shared;  // reused across calls, as the model's scratch is: stale packed x underneath
+      testGemm(isa, 12, 769, 513, &pool3, true, &shared);
+      testGemm(isa, 7, 200, 512, &pool3, false, &shared);
+      testGemm(isa, 23, 64, 800, &pool2, true, &shared);
+      testGemmGelu(isa, 12, 100, 768, Activation::Gelu, &pool3);
+    }
     // The AVX-512 packed-x path (M > 24): row tiles of 9 + 9 + 7 and K in balanced blocks (1543 → 515 + 515 + 513,
     // not a multiple of 16: the pack's masked tail); two row blocks (108 + 89 rows: a short last tile of 5) with
     // K = 800 → 400 + 400; N tails (33, 100, 2309) on the partial-panel path, which runs the whole K.

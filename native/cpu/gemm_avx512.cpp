@@ -15,15 +15,14 @@
 // rows gain least: 64 × 768 × 3072 306 / 315 → 326 / 345 / 323, 128 × 768 × 3072 284 / 282 → 311 / 316 / 321
 // (≈ 71–77 % of peak; still below 80 %).
 //
-// M ≤ 24 (the small-M path, gemmF32Task in gemm_driver.h, shared with gemm_avx2.cpp and compiled here with this
-// file's flags): x unpacked (M × K stays in L1/L2), K not blocked: each panel (K × 128 bytes) is read from DRAM
-// once, and the kernel walks it as four concurrent streams (k = i, K/4 + i, K/2 + i, 3K/4 + i) so more cache lines
-// are in flight while it computes (12-token batch-1 forward, 2 threads: 21.1 → 15.5 ms p50).
+// M ≤ 24 (the small-M path, smallTask below; batch 1): the weight streams from DRAM once per call, so the kernel's
+// job is to keep memory busy: K is not blocked, each panel is read as four concurrent streams, and x is packed into
+// the same row tiles per thread (the section's comment has the why and the measurements).
 //
 // Both paths: the first K block starts from the bias, later ones accumulate into y; a last partial panel runs over
 // the whole K into a stack tile and copies the valid columns out. Epilogue: gemm_gelu_avx512 applies GELU (erf or
-// tanh form) to each finished tile (after the last K block), so the FFN's intermediate activation costs no extra
-// pass over memory: in registers before the store on the packed path, on the tile just stored on the small-M path.
+// tanh form) to each finished tile (after the last K block) in registers before the store, so the FFN's
+// intermediate activation costs no extra pass over memory.
 // Work split: (row block, panel group) tasks, the group count chosen so the task count is a multiple of the thread
 // count where possible (no thread idles at the end); at batch 1 (one row block) that splits N across the threads.
 // From 128 rows per thread on, the packed path splits rows only (rowTask: each core packs and computes its own rows).
@@ -40,31 +39,6 @@ namespace {
 constexpr int NR = 32;
 constexpr int MR = 12;
 constexpr int KCP = 768;  // the packed path's largest K block
-
-// One k step of the micro-kernel: c[r] += A[r][k] · B[k][0:NR], with a software prefetch `pf` k steps ahead in
-// the panel (the hardware prefetcher restarts at every 4 KB page; at small M the GEMM streams W from memory and the
-// prefetch keeps the stream going across page boundaries).
-template <int R>
-inline __attribute__((always_inline)) void kstep(const float* A, int lda, const float* B, int k, int pf, __m512* c0,
-                                                 __m512* c1) {
-  _mm_prefetch(reinterpret_cast<const char*>(B + (k + pf) * NR), _MM_HINT_T0);
-  _mm_prefetch(reinterpret_cast<const char*>(B + (k + pf) * NR + 16), _MM_HINT_T0);
-  const __m512 w0 = _mm512_load_ps(B + k * NR), w1 = _mm512_load_ps(B + k * NR + 16);
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const __m512 a = _mm512_set1_ps(A[r * lda + k]);
-    c0[r] = _mm512_fmadd_ps(a, w0, c0[r]);
-    c1[r] = _mm512_fmadd_ps(a, w1, c1[r]);
-  }
-}
-
-// Long K (≥ kStreamK: the small-M path, where each panel is read from DRAM once): the k loop walks kStreams
-// segments of the panel in turn (k = i, seg + i, 2·seg + i, …; the tail K mod kStreams last, in order). Same
-// accumulators, same products, only the summation order differs. Four concurrent streams keep more cache lines in
-// flight than one: the core computes between loads, so one stream leaves DRAM idle (measured on a synthetic
-// 12-row loop over 340 MB: 8.7 GB/s one stream, 13.0 GB/s four, 1 thread).
-constexpr int kStreams = 4;
-constexpr int kStreamK = 512;
 
 // The micro-kernels' accumulators: start from C (a later K block) or from the bias (the first), and store them.
 template <int R>
@@ -94,39 +68,21 @@ inline __attribute__((always_inline)) void storeTile(float* C, int ldc, const __
   }
 }
 
-// C[R][NR] = (acc ? C : bias) + A[R][0:K] · B[0:K][NR]
+// ep 1: GELU (erf), 2: GELU (tanh), else none, on the accumulators before the store.
 template <int R>
-void kernel(const float* A, int lda, const float* B, int K, const float* bias, bool acc, float* C, int ldc) {
-  __m512 c0[R], c1[R];
-  loadTile<R>(acc, C, ldc, bias, c0, c1);
-  int k = 0;
-  if (K >= kStreamK) {
-    const int seg = K / kStreams;
-    for (int i = 0; i < seg; ++i) {
-#pragma GCC unroll 4
-      for (int s = 0; s < kStreams; ++s) kstep<R>(A, lda, B, s * seg + i, 32, c0, c1);
+inline __attribute__((always_inline)) void geluTile(int ep, __m512* c0, __m512* c1) {
+  if (ep == 1) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      c0[r] = gelu_erf16(c0[r]);
+      c1[r] = gelu_erf16(c1[r]);
     }
-    k = kStreams * seg;
-  }
-  for (; k < K; ++k) kstep<R>(A, lda, B, k, 64, c0, c1);
-  storeTile<R>(C, ldc, c0, c1);
-}
-
-void runKernel(int rows, const float* A, int lda, const float* B, int K, const float* bias, bool acc, float* C,
-               int ldc) {
-  switch (rows) {
-    case 12: kernel<12>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 11: kernel<11>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 10: kernel<10>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 9: kernel<9>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 8: kernel<8>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 7: kernel<7>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 6: kernel<6>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 5: kernel<5>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 4: kernel<4>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 3: kernel<3>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 2: kernel<2>(A, lda, B, K, bias, acc, C, ldc); break;
-    default: kernel<1>(A, lda, B, K, bias, acc, C, ldc); break;
+  } else if (ep == 2) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      c0[r] = gelu_tanh16(c0[r]);
+      c1[r] = gelu_tanh16(c1[r]);
+    }
   }
 }
 
@@ -163,19 +119,7 @@ void kernelP(const float* A, const float* B, int K, const float* bias, bool acc,
       c1[r] = _mm512_fmadd_ps(a, w1, c1[r]);
     }
   }
-  if (ep == 1) {
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      c0[r] = gelu_erf16(c0[r]);
-      c1[r] = gelu_erf16(c1[r]);
-    }
-  } else if (ep == 2) {
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      c0[r] = gelu_tanh16(c0[r]);
-      c1[r] = gelu_tanh16(c1[r]);
-    }
-  }
+  geluTile<R>(ep, c0, c1);
   storeTile<R>(C, ldc, c0, c1);
 }
 
@@ -326,6 +270,143 @@ void rowTask(void* ctx, int64_t begin, int64_t end, int) {
   }
 }
 
+// ---- The small-M path (M ≤ 2·MR: batch 1) ---------------------------------------------------------------------
+// The whole weight streams from DRAM once per call and each element feeds only M multiply-adds, so what counts is
+// that the kernel keeps memory busy while it computes. K is not blocked: each panel (K × 128 bytes) is read once, as
+// kStreams concurrent streams (k = i, K/4 + i, K/2 + i, 3K/4 + i; the tail K mod kStreams last, in order): the core
+// computes between loads, so one stream leaves DRAM idle (synthetic 12-row loop over 340 MB, 1 thread: 8.7 GB/s
+// one stream, 13.0 GB/s four). Each stream's last kStreamPf steps prefetch the start of the same stream in the
+// panel read next, so a panel's streams do not start cold.
+// x is packed into row tiles as on the packed path ([K][rows], packTile), so a k step's broadcasts are one pointer
+// plus constant offsets. Before, x was read in place (rows K floats apart): four streams × 12 rows are 48
+// addresses, more than the registers hold, and the compiler reloaded a row pointer from the stack before every
+// broadcast (12 more loads per k step beside the 12 broadcasts and 2 weight loads), so the load ports, not DRAM,
+// set the pace. Each thread packs its own copy on its first task (≤ 24 × K floats; as in the AMX small-M engines,
+// reading lines another core has just written stalls). The kernel sums in the same order as before: bitwise the
+// same output. Measured (48 GEMMs of a 12-token forward over the 12 × 768 model's shapes, 2 threads, median of 100,
+// before / this path alternated in one process, 2 runs; a plain 2-thread read of the same 340 MB takes ~10.0 ms):
+// pool polling 10 µs 11.85 / 11.53 → 11.00 / 10.67 ms; polling 50 µs, where threadpool.h's adaptive polling
+// settles at batch 1: 11.38 / 11.15 → 10.43 / 10.25 ms.
+constexpr int kStreams = 4;
+constexpr int kStreamK = 512;  // K from which the panel is read as kStreams streams
+constexpr int kStreamPf = 32;  // software prefetch distance per stream, k steps (32 × 128 bytes = 4 KB)
+
+// One k step: c[r] += a[r] · b[0:NR], and a prefetch of the 2 lines at pf (the hardware prefetcher restarts at
+// every 4 KB page).
+template <int R>
+inline __attribute__((always_inline)) void kstepS(const float* a, const float* b, const float* pf, __m512* c0,
+                                                  __m512* c1) {
+  _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(pf + 16), _MM_HINT_T0);
+  const __m512 w0 = _mm512_load_ps(b), w1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m512 x = _mm512_set1_ps(a[r]);
+    c0[r] = _mm512_fmadd_ps(x, w0, c0[r]);
+    c1[r] = _mm512_fmadd_ps(x, w1, c1[r]);
+  }
+}
+
+// C[R][NR] = ep(bias + A[0:K][R] · B[0:K][NR]), A a packed row tile (R floats per k), the whole K in one pass.
+// `next`: the panel this thread reads next (null: none); each stream's last kStreamPf steps prefetch the start of
+// the same stream there, so the next panel's streams do not start cold.
+template <int R>
+void kernelS(const float* A, const float* B, int K, const float* bias, int ep, float* C, int ldc, const float* next) {
+  __m512 c0[R], c1[R];
+  loadTile<R>(false, C, ldc, bias, c0, c1);
+  int k = 0;
+  if (K >= kStreamK) {
+    const int seg = K / kStreams, own = seg - kStreamPf;
+    const float* a[kStreams];
+    const float* b[kStreams];
+    const float* n[kStreams];
+    for (int s = 0; s < kStreams; ++s) {
+      a[s] = A + static_cast<size_t>(s) * seg * R;
+      b[s] = B + static_cast<size_t>(s) * seg * NR;
+      n[s] = (next ? next : B) + static_cast<size_t>(s) * seg * NR;  // no next panel: B again (cached, harmless)
+    }
+    int i = 0;
+    for (; i < own; ++i) {
+#pragma GCC unroll 4
+      for (int s = 0; s < kStreams; ++s) kstepS<R>(a[s] + i * R, b[s] + i * NR, b[s] + (i + kStreamPf) * NR, c0, c1);
+    }
+    for (; i < seg; ++i) {
+#pragma GCC unroll 4
+      for (int s = 0; s < kStreams; ++s) kstepS<R>(a[s] + i * R, b[s] + i * NR, n[s] + (i - own) * NR, c0, c1);
+    }
+    k = kStreams * seg;
+  }
+  for (; k < K; ++k) kstepS<R>(A + k * R, B + k * NR, B + (k + 2 * kStreamPf) * NR, c0, c1);
+  geluTile<R>(ep, c0, c1);
+  storeTile<R>(C, ldc, c0, c1);
+}
+
+void runKernelS(int rows, const float* A, const float* B, int K, const float* bias, int ep, float* C, int ldc,
+                const float* next) {
+  switch (rows) {
+    case 12: kernelS<12>(A, B, K, bias, ep, C, ldc, next); break;
+    case 11: kernelS<11>(A, B, K, bias, ep, C, ldc, next); break;
+    case 10: kernelS<10>(A, B, K, bias, ep, C, ldc, next); break;
+    case 9: kernelS<9>(A, B, K, bias, ep, C, ldc, next); break;
+    case 8: kernelS<8>(A, B, K, bias, ep, C, ldc, next); break;
+    case 7: kernelS<7>(A, B, K, bias, ep, C, ldc, next); break;
+    case 6: kernelS<6>(A, B, K, bias, ep, C, ldc, next); break;
+    case 5: kernelS<5>(A, B, K, bias, ep, C, ldc, next); break;
+    case 4: kernelS<4>(A, B, K, bias, ep, C, ldc, next); break;
+    case 3: kernelS<3>(A, B, K, bias, ep, C, ldc, next); break;
+    case 2: kernelS<2>(A, B, K, bias, ep, C, ldc, next); break;
+    default: kernelS<1>(A, B, K, bias, ep, C, ldc, next); break;
+  }
+}
+
+struct SmallJob {
+  GemmF32Job j;
+  float* xs;        // thread tid's packed copy of x at xs + tid · slice: row tile at + m·K, [K][rows]
+  size_t slice;
+  uint8_t* packed;  // packed[tid]: thread tid has packed its copy
+  int tr;           // rows per tile (gemmTileRows(M, MR))
+};
+
+void smallTask(void* ctx, int64_t begin, int64_t end, int tid) {
+  const SmallJob& sj = *static_cast<const SmallJob*>(ctx);
+  const GemmF32Job& j = sj.j;
+  float* xp = sj.xs + static_cast<size_t>(tid) * sj.slice;
+  if (!sj.packed[tid]) {
+    for (int m = 0; m < j.s.M; m += sj.tr)
+      packTile(j.x + static_cast<size_t>(m) * j.K, imin(sj.tr, j.s.M - m), j.K, xp + static_cast<size_t>(m) * j.K);
+    sj.packed[tid] = 1;
+  }
+  alignas(64) float bias[NR];
+  alignas(64) float tile[MR * NR];
+  for (int64_t t = begin; t < end; ++t) {
+    const GemmBlock b = gemmBlock(j.s, t);
+    for (int p = b.p0; p < b.p1; ++p) {
+      const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
+      const int n0 = p * NR, cols = imin(NR, j.N - n0);
+      const float* bp = bias;
+      if (cols == NR && j.bias) {
+        bp = j.bias + n0;
+      } else {
+        for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
+      }
+      for (int m = 0; m < j.s.M; m += sj.tr) {
+        const int rows = imin(sj.tr, j.s.M - m);
+        const float* A = xp + static_cast<size_t>(m) * j.K;
+        float* Y = j.y + static_cast<size_t>(m) * j.N + n0;
+        // The next panel read: this one again for the next row tile, else the group's next panel.
+        const float* next = m + sj.tr < j.s.M ? B : p + 1 < b.p1 ? B + static_cast<size_t>(j.K) * NR : nullptr;
+        if (cols == NR) {
+          runKernelS(rows, A, B, j.K, bp, j.ep, Y, j.N, next);
+        } else {  // the last, partial panel: through a stack tile, valid columns copied out
+          runKernelS(rows, A, B, j.K, bp, j.ep, tile, NR, next);
+          for (int r = 0; r < rows; ++r)
+            for (int c = 0; c < cols; ++c) Y[static_cast<size_t>(r) * j.N + c] = tile[r * NR + c];
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void pack_avx512(PackedWeight& w) { gemmPackPanels<NR>(w); }
@@ -341,6 +422,32 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   if (M <= 0 || w.N <= 0) return;
   GemmF32Job j;
   gemmF32Operands(j, x, w, bias, y, ep);
+  const int T = poolThreads(pool);
+  // The packed copy of x (M × K floats; small M: one per thread): the model's scratch (PackedWeight::act_scratch,
+  // grown to the largest size seen, so the hot path does not allocate; at 4,096 tokens × K 3,072 that is 50 MB, the
+  // size of the FFN activation the model holds anyway); a buffer of this call's own only where none is given (op
+  // tests, benchmarks). Allocating per call instead cost ~9,800 page faults per 8 × 128-token forward pass and no
+  // measurable wall time.
+  AlignedBuffer local;
+  AlignedBuffer& xp = w.act_scratch ? *w.act_scratch : local;
+  if (M <= 2 * MR) {
+    // Small M (batch 1): one row block, N split into 2 tasks per thread. Measured (the harness above, polling 50
+    // µs): 1 / 2 / 4 tasks per thread within 1 % of each other, 8 tasks 3-4 % slower (each task's first panel
+    // starts its streams cold); with 10 µs polling 8 tasks were best, as the thread that finished first more often
+    // went to sleep with fewer, larger tasks.
+    j.s = gemmSplitColumns(M, w.N, NR, T, 2);
+    j.kc = w.K;
+    SmallJob sj;
+    sj.j = j;
+    sj.slice = (static_cast<size_t>(M) * w.K + 15) & ~size_t(15);
+    xp.resize(sj.slice * T);
+    sj.xs = xp.data();
+    uint8_t packed[ThreadPool::kMaxThreads] = {};
+    sj.packed = packed;
+    sj.tr = gemmTileRows(M, MR);
+    parallelRun(pool, j.s.tasks(), 1, smallTask, &sj);
+    return;
+  }
   // Row blocks of at most 192 rows (mc × kc of packed x stays in L2), balanced so the last is not tiny.
   j.s = gemmSplit(M, w.N, NR, gemmRows(M, 192, MR));
   // With more than one K block (K > KCP: the FFN output, K = 3072 / 1024) 2 tasks per thread instead of 4: every
@@ -351,30 +458,14 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   // 399 / 395; the default model (4 × 256, FFN K = 1024) at batch 32
   // on KorSTS-test 2006 / 2102 / 2204 / 2279 → 2104 / 2165 / 2260 / 2281 sentences/s; the 12 × 768 model's forward at
   // 64-128 tokens within noise (10 pairs each way).
-  gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, j.s.mblocks, poolThreads(pool),
-                                                M > 2 * MR && w.K > KCP ? 2 : 4));
-  if (M <= 2 * MR) {
-    // Small M (batch 1): the whole weight is streamed once and each B element feeds few rows, so the GEMM is
-    // bound by memory; one K block per panel lets the kernel read the panel as kStreams concurrent streams
-    // (K ≥ kStreamK). The x rows (M × K) stay in L1/L2, so packing them would buy nothing here.
-    j.kc = w.K;
-    parallelRun(pool, j.s.tasks(), 1, gemmF32Task<NR, MR, true, runKernel, gemmGeluEpilogue32>, &j);
-    return;
-  }
+  gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, j.s.mblocks, T, w.K > KCP ? 2 : 4));
   const int kblocks = (w.K + KCP - 1) / KCP;
   j.kc = (w.K + kblocks - 1) / kblocks;  // balanced: K = 769 → 385 + 384, not 768 + 1
   PackedJob pj;
   pj.j = j;
   pj.tiles_per_block = (j.s.mc + MR - 1) / MR;
-  // M × K floats: the model's scratch (PackedWeight::act_scratch, grown to the largest M × K seen, so the hot path
-  // does not allocate; at 4,096 tokens × K 3,072 that is 50 MB, the size of the FFN activation the model holds
-  // anyway); a buffer of this call's own only where none is given (op tests, benchmarks). Allocating per call instead
-  // cost ~9,800 page faults per 8 × 128-token forward pass and no measurable wall time.
-  AlignedBuffer local;
-  AlignedBuffer& xp = w.act_scratch ? *w.act_scratch : local;
   xp.resize(static_cast<size_t>(M) * w.K);
   pj.xp = xp.data();
-  const int T = poolThreads(pool);
   if (T > 1 && M >= kRowSplitRows * T) {
     // Row split: blocks of at most 192 rows, a multiple of the thread count of them (576 rows, 2 threads: 4 × 144).
     pj.row_tasks = (imax((M + 191) / 192, T) + T - 1) / T * T;

@@ -75,9 +75,9 @@ inline void gemmSetGroups(GemmSplit& s, int pg) {
 }
 // The small-M (batch 1) engines' split: one row block of all M rows, panel groups sized so every thread gets an
 // equal share of N.
-inline GemmSplit gemmSplitColumns(int M, int N, int nr, int threads) {
+inline GemmSplit gemmSplitColumns(int M, int N, int nr, int threads, int tasks_per_thread = 4) {
   GemmSplit s = gemmSplit(M, N, nr, gemmRows(M, M, 1));
-  gemmSetGroups(s, gemmPanelsPerGroupBalanced(s.panels, 1, threads));
+  gemmSetGroups(s, gemmPanelsPerGroupBalanced(s.panels, 1, threads, tasks_per_thread));
   return s;
 }
 
