@@ -5,7 +5,7 @@
 // K block starts from the bias, later ones accumulate into y. Work is split over (row block, panel group)
 // tasks. Tails: rows via the kernel's row-count template; a last partial panel runs over the whole K
 // into a stack tile and copies the valid columns out. The driver (blocking, split, tails) is gemmF32Task in
-// gemm_driver.h, shared with gemm_avx512.cpp and compiled here with this file's flags; the kernel is this file's.
+// gemm_driver.h, compiled here with this file's flags; the kernel is this file's.
 #include "ops.h"
 #include "simd.h"
 
@@ -64,8 +64,6 @@ void runKernel(int rows, const float* A, int lda, const float* B, int K, const f
   }
 }
 
-void noEpilogue(int, float*, int, int) {}  // AVX2 has no fused epilogue (gemm_gelu_avx2 below)
-
 #include "gemm_driver.h"
 
 }  // namespace
@@ -84,7 +82,7 @@ void gemm_avx2(const float* x, int M, const PackedWeight& w, const float* bias, 
   // Row blocks of at most 192 rows (mc × KC of x stays in L2), balanced so the last is not tiny.
   j.s = gemmSplit(M, w.N, NR, gemmRows(M, 192, MR));
   gemmSetGroups(j.s, gemmPanelsPerGroupSimple(j.s.panels, j.s.mblocks, poolThreads(pool)));
-  parallelRun(pool, j.s.tasks(), 1, gemmF32Task<NR, MR, false, runKernel, noEpilogue>, &j);
+  parallelRun(pool, j.s.tasks(), 1, gemmF32Task<NR, MR, runKernel>, &j);
 }
 
 void gelu_avx2(float* x, size_t n, Activation act, ThreadPool* pool);  // gelu_avx2.cpp

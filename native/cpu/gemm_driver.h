@@ -1,8 +1,8 @@
 // The GEMM driver shared by gemm_avx2.cpp, gemm_avx512.cpp, gemm_bf16_avx512.cpp, gemm_bf16_amx_avx512.cpp and the
 // int8 files (gemm_int8_avx512.cpp, gemm_int8_amx_avx512.cpp, gemm_int8_avx2.cpp):
 // row-block sizing, the (row block, panel group) work split over the thread pool, the task → block coordinates,
-// weight packing into k-major panels, and the fp32 blocked driver (K blocks, row tiles, partial last panel,
-// GELU epilogue) as a template over the micro-kernel.
+// weight packing into k-major panels, and the AVX2 fp32 blocked driver (K blocks, row tiles, partial last panel) as
+// a template over the micro-kernel.
 //
 // Include this file ONLY inside an anonymous namespace in kst::cpu, after simd.h:
 //
@@ -269,14 +269,12 @@ struct GemmF32Job {
 // Kernel: C[rows][NR] = (acc ? C : bias) + A[rows][0:K] · B[0:K][NR]
 using GemmF32Kernel = void (*)(int rows, const float* A, int lda, const float* B, int K, const float* bias, bool acc,
                                float* C, int ldc);
-// Epilogue: in place over `rows` rows of NR floats (row stride ld): y = gelu(y) (ep 1 erf, 2 tanh).
-using GemmF32Epilogue = void (*)(int ep, float* C, int rows, int ld);
 
-// K in blocks of j.kc so a panel's kc × NR slice stays in L1 while every row tile of the row block streams past
-// it; the first K block starts from the bias, later ones accumulate into y; the epilogue runs on each finished
-// tile after the last K block. Row tiles: MR rows at a time, or balanced (gemmTileRows) where kBalancedTiles.
-// A last partial panel runs over the whole K into a stack tile and copies the valid columns out.
-template <int NR, int MR, bool kBalancedTiles, GemmF32Kernel runKernel, GemmF32Epilogue epilogue>
+// The AVX2 fp32 driver (gemm_avx2.cpp): K in blocks of j.kc so a panel's kc × NR slice stays in L1 while every row
+// tile (MR rows) of the row block streams past it; the first K block starts from the bias, later ones accumulate
+// into y. A last partial panel runs over the whole K into a stack tile and copies the valid columns out. No
+// epilogue (j.ep is 0: gemm_gelu_avx2 applies GELU as its own pass).
+template <int NR, int MR, GemmF32Kernel runKernel>
 void gemmF32Task(void* ctx, int64_t begin, int64_t end, int) {
   const GemmF32Job& j = *static_cast<const GemmF32Job*>(ctx);
   alignas(64) float bias[NR];
@@ -285,10 +283,9 @@ void gemmF32Task(void* ctx, int64_t begin, int64_t end, int) {
     const GemmBlock b = gemmBlock(j.s, t);
     const int m0 = b.m0, m1 = b.m1, p0 = b.p0, p1 = b.p1;
     const int pf = imin(p1, j.s.full_panels);  // full panels of this group: [p0, pf)
-    const int tr = kBalancedTiles ? gemmTileRows(m1 - m0, MR) : MR;
+    const int tr = MR;
     for (int k0 = 0; k0 < j.K; k0 += j.kc) {
       const int kc = imin(j.kc, j.K - k0);
-      const bool last = k0 + kc >= j.K;
       for (int p = p0; p < pf; ++p) {
         const float* B = j.packed + (static_cast<size_t>(p) * j.K + k0) * NR;
         const int n0 = p * NR;
@@ -304,7 +301,6 @@ void gemmF32Task(void* ctx, int64_t begin, int64_t end, int) {
           const int rows = imin(tr, m1 - m);
           float* C = j.y + static_cast<size_t>(m) * j.N + n0;
           runKernel(rows, j.x + static_cast<size_t>(m) * j.K + k0, j.K, B, kc, bp, k0 > 0, C, j.N);
-          if (last && j.ep) epilogue(j.ep, C, rows, j.N);
         }
       }
     }
@@ -315,7 +311,6 @@ void gemmF32Task(void* ctx, int64_t begin, int64_t end, int) {
       for (int m = m0; m < m1; m += tr) {
         const int rows = imin(tr, m1 - m);
         runKernel(rows, j.x + static_cast<size_t>(m) * j.K, j.K, B, j.K, bias, false, tile, NR);
-        if (j.ep) epilogue(j.ep, tile, rows, NR);
         for (int r = 0; r < rows; ++r)
           for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
       }
