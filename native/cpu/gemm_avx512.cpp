@@ -383,12 +383,7 @@ void smallTask(void* ctx, int64_t begin, int64_t end, int tid) {
     for (int p = b.p0; p < b.p1; ++p) {
       const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
-      const float* bp = bias;
-      if (cols == NR && j.bias) {
-        bp = j.bias + n0;
-      } else {
-        for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
-      }
+      const float* bp = gemmPanelBias<NR>(j.bias, n0, cols, bias);
       for (int m = 0; m < j.s.M; m += sj.tr) {
         const int rows = imin(sj.tr, j.s.M - m);
         const float* A = xp + static_cast<size_t>(m) * j.K;

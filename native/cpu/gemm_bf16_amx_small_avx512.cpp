@@ -145,12 +145,7 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
       const uint32_t* B = j.packed + static_cast<size_t>(p) * j.KP * NR;
       pf.startPanel(B);
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
-      const float* bp = bias;
-      if (cols == NR && j.bias) {
-        bp = j.bias + n0;
-      } else {
-        for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
-      }
+      const float* bp = gemmPanelBias<NR>(j.bias, n0, cols, bias);
       for (int g = 0; g < groups; ++g) {
         const int m0 = g * kGroupRows, real = imin(kGroupRows, j.M - m0);
         const bool two = real > r0;  // the group's second row tile holds rows

@@ -155,12 +155,7 @@ KST_BF16_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
       const uint32_t* B = j.packed + static_cast<size_t>(p) * j.KP * NR;
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
       const bool full = cols == NR;
-      const float* bp = bias;
-      if (full && j.bias) {
-        bp = j.bias + n0;
-      } else {
-        for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
-      }
+      const float* bp = gemmPanelBias<NR>(j.bias, n0, cols, bias);
       for (int m = 0; m < j.M; m += tr) {
         const int rows = imin(tr, j.M - m);
         const float* A = j.a + static_cast<size_t>(m) * 2 * j.KP;

@@ -81,6 +81,15 @@ inline GemmSplit gemmSplitColumns(int M, int N, int nr, int threads, int tasks_p
   return s;
 }
 
+// The bias of panel columns [n0, n0 + cols) as NR floats: bias + n0 in place for a whole panel, else copied into
+// buf (NR floats) with zeros past the valid columns, or all zeros without a bias.
+template <int NR>
+inline const float* gemmPanelBias(const float* bias, int n0, int cols, float* buf) {
+  if (cols == NR && bias) return bias + n0;
+  for (int c = 0; c < NR; ++c) buf[c] = (bias && c < cols) ? bias[n0 + c] : 0.f;
+  return buf;
+}
+
 // Rows [m0, m1) and panels [p0, p1) of task t.
 struct GemmBlock {
   int m0, m1, p0, p1;
