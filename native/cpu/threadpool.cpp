@@ -53,7 +53,8 @@ template <typename F>
 bool ThreadPool::poll(F done) {
   const int64_t budget = spin_ns_.load(std::memory_order_relaxed);
   const bool ok = pollFor(done, budget);
-  // Additive increase on a wait that ended while polling, halving on one that did not (spin_ns_ says why).
+  // Additive increase on a wait that ended while polling, halving on one that did not (spin_ns_ says why). Threads
+  // update it without a lock: a lost update only leaves another value inside the bounds.
   spin_ns_.store(ok ? std::min(kSpinMaxNs, budget + kSpinStepNs) : std::max(kSpinMinNs, budget / 2),
                  std::memory_order_relaxed);
   return ok;
