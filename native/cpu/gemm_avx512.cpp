@@ -362,21 +362,17 @@ void runKernelS(int rows, const float* A, const float* B, int K, const float* bi
 
 struct SmallJob {
   GemmF32Job j;
-  float* xs;        // thread tid's packed copy of x at xs + tid · slice: row tile at + m·K, [K][rows]
-  size_t slice;
-  uint8_t* packed;  // packed[tid]: thread tid has packed its copy
+  ThreadCopies xc;  // each thread's packed copy of x: row tile at + m·K, [K][rows]
   int tr;           // rows per tile (gemmTileRows(M, MR))
 };
 
 void smallTask(void* ctx, int64_t begin, int64_t end, int tid) {
   const SmallJob& sj = *static_cast<const SmallJob*>(ctx);
   const GemmF32Job& j = sj.j;
-  float* xp = sj.xs + static_cast<size_t>(tid) * sj.slice;
-  if (!sj.packed[tid]) {
+  const float* xp = sj.xc.get(tid, [&](float* copy) {
     for (int m = 0; m < j.s.M; m += sj.tr)
-      packTile(j.x + static_cast<size_t>(m) * j.K, imin(sj.tr, j.s.M - m), j.K, xp + static_cast<size_t>(m) * j.K);
-    sj.packed[tid] = 1;
-  }
+      packTile(j.x + static_cast<size_t>(m) * j.K, imin(sj.tr, j.s.M - m), j.K, copy + static_cast<size_t>(m) * j.K);
+  });
   alignas(64) float bias[NR];
   alignas(64) float tile[MR * NR];
   for (int64_t t = begin; t < end; ++t) {
@@ -435,11 +431,7 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
     j.kc = w.K;
     SmallJob sj;
     sj.j = j;
-    sj.slice = (static_cast<size_t>(M) * w.K + 15) & ~size_t(15);
-    xp.resize(sj.slice * T);
-    sj.xs = xp.data();
-    uint8_t packed[ThreadPool::kMaxThreads] = {};
-    sj.packed = packed;
+    sj.xc.reserve(xp, static_cast<size_t>(M) * w.K, T);
     sj.tr = gemmTileRows(M, MR);
     parallelRun(pool, j.s.tasks(), 1, smallTask, &sj);
     return;

@@ -77,11 +77,10 @@ struct AmxSmallJob {
   GemmSplit s;
   const uint32_t* a;  // x as bf16 pairs: M rows of KPP words (KP rounded up to 16, zero-padded)
   int M, N, K, KP, KPP;
-  // M ≤ kGroupRows: each thread rounds x itself into its own slice a + tid · a_slice on its first task (conv[tid]
-  // marks it done), instead of reading the caller's copy; null otherwise (a holds the caller's copy).
+  // M ≤ kGroupRows: each thread rounds x itself into its own copy (xc in use), instead of reading the caller's copy
+  // at a.
   const float* x;
-  size_t a_slice;
-  uint8_t* conv;
+  ThreadCopies xc;
   const uint32_t* packed;
   const float* bias;
   float* y;
@@ -114,14 +113,9 @@ KST_AMX_TARGET void tileRows(int M, int& r0, int& r1) {
 KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
   const AmxSmallJob& j = *static_cast<const AmxSmallJob*>(ctx);
   const uint32_t* a = j.a;
-  if (j.conv) {
-    uint32_t* mine = const_cast<uint32_t*>(j.a) + static_cast<size_t>(tid) * j.a_slice;
-    if (!j.conv[tid]) {
-      convertRows(j.x, j.M, j.K, j.KPP, mine);
-      j.conv[tid] = 1;
-    }
-    a = mine;
-  }
+  if (j.xc.base)
+    a = reinterpret_cast<const uint32_t*>(
+        j.xc.get(tid, [&](float* copy) { convertRows(j.x, j.M, j.K, j.KPP, reinterpret_cast<uint32_t*>(copy)); }));
   alignas(64) float cbuf[kGroupRows * NR];
   alignas(64) float bias[NR];
   int r0, r1;
@@ -219,7 +213,6 @@ KST_AMX_TARGET void gemm_bf16_amx_small(const float* x, int M, const PackedWeigh
   const int T = poolThreads(pool);
   AlignedBuffer local;
   AlignedBuffer& buf = w.act_scratch ? *w.act_scratch : local;
-  uint8_t conv[ThreadPool::kMaxThreads] = {};
   if (M <= kGroupRows) {
     // One slice per thread, each rounded by the thread that reads it. Why: a tile load of x stalls on every line
     // another core has just written (the caller's copy sits in the caller's cache), while the ordinary loads that
@@ -227,10 +220,8 @@ KST_AMX_TARGET void gemm_bf16_amx_small(const float* x, int M, const PackedWeigh
     // threads, alternating: 48 GEMMs of a 12-token forward (harness as above) 6.08 / 6.33 / 6.75 → 4.85 / 6.19 /
     // 5.12 ms; the model's 12-token batch-1 p50 6.63 / 6.08 / 6.35 → 5.68 / 5.33 / 5.75 ms, and interleaved with
     // ORT as in bench/ (workload b) 7.18 / 6.98 → 6.78 / 6.29 ms.
-    j.a_slice = (static_cast<size_t>(M) * j.KPP + 15) & ~size_t(15);
-    buf.resize(j.a_slice * T);  // uint32 words (bf16 pairs), 4 bytes like the buffer's floats
-    j.a = reinterpret_cast<uint32_t*>(buf.data());
-    j.conv = conv;
+    j.xc.reserve(buf, static_cast<size_t>(M) * j.KPP, T);  // uint32 words (bf16 pairs), 4 bytes like floats
+    j.a = nullptr;
   } else {
     const int Mp = (M + 15) & ~15;  // whole 16-row tiles above 32 rows (tileRows)
     buf.resize(static_cast<size_t>(Mp) * j.KPP);
@@ -249,8 +240,6 @@ KST_AMX_TARGET void gemm_bf16_amx_small(const float* x, int M, const PackedWeigh
       convertRows(v.x + b * v.K, static_cast<int>(e - b), v.K, v.KPP, v.dst + b * v.KPP);
     }, &cv);
     j.a = abuf;
-    j.a_slice = 0;
-    j.conv = nullptr;
   }
   j.s = gemmSplitColumns(M, w.N, NR, T);
   parallelRun(pool, j.s.tasks(), 1, task, &j);

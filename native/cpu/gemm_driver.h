@@ -90,6 +90,32 @@ inline const float* gemmPanelBias(const float* bias, int n0, int cols, float* bu
   return buf;
 }
 
+// Per-thread copies of a GEMM's x (the small-M engines): thread tid's copy is `slice` floats at base + tid · slice
+// in one scratch buffer, made by that thread on its first task of the call. Why per thread: a core's reads of lines
+// another core has just written stall (measured for AMX tile loads, gemm_bf16_amx_small_avx512.cpp), and making
+// a copy of ≤ 32 × K values once per thread costs next to nothing. One per call (made[] starts zeroed).
+struct ThreadCopies {
+  float* base = nullptr;  // null: not in use
+  size_t slice = 0;       // floats per copy, a multiple of 16 (64-byte aligned copies)
+  mutable uint8_t made[ThreadPool::kMaxThreads] = {};
+  // Points at `scratch`, grown to one copy of `floats` floats per thread.
+  void reserve(AlignedBuffer& scratch, size_t floats, int threads) {
+    slice = (floats + 15) & ~size_t(15);
+    scratch.resize(slice * static_cast<size_t>(threads));
+    base = scratch.data();
+  }
+  // Thread tid's copy; make(copy) fills it the first time this call asks for it.
+  template <typename Make>
+  float* get(int tid, Make make) const {
+    float* p = base + static_cast<size_t>(tid) * slice;
+    if (!made[tid]) {
+      make(p);
+      made[tid] = 1;
+    }
+    return p;
+  }
+};
+
 // Rows [m0, m1) and panels [p0, p1) of task t.
 struct GemmBlock {
   int m0, m1, p0, p1;

@@ -59,27 +59,21 @@ void quantize_int8_rows_avx512(const float* x, int M, int K, const Int8Acts& a);
 Int8Acts quantize_int8_avx512(const float* x, int M, int K, int kq, AlignedBuffer& buf, ThreadPool* pool);
 namespace {
 
-// The job; with x set (M ≤ kGroupRows), each thread quantises x itself into its own layout at slices + tid ·
-// slice_floats on its first task (conv[tid] marks it done), and j.a is not used.
+// The job; with x set (M ≤ kGroupRows), each thread quantises x itself into its own copy (xc), and j.a is not used.
 struct SmallJob {
   GemmInt8Job j;
   const float* x = nullptr;
-  float* slices = nullptr;
-  size_t slice_floats = 0;
-  uint8_t* conv = nullptr;
+  ThreadCopies xc;
 };
 
 KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
   const SmallJob& sj = *static_cast<const SmallJob*>(ctx);
   const GemmInt8Job& j = sj.j;
   Int8Acts a = j.a;
-  if (sj.x) {
-    a = gemmInt8ActLayout(sj.slices + static_cast<size_t>(tid) * sj.slice_floats, j.s.M, j.KQ);
-    if (!sj.conv[tid]) {
-      quantize_int8_rows_avx512(sj.x, j.s.M, j.K, a);
-      sj.conv[tid] = 1;
-    }
-  }
+  if (sj.x)
+    a = gemmInt8ActLayout(sj.xc.get(tid, [&](float* copy) {
+      quantize_int8_rows_avx512(sj.x, j.s.M, j.K, gemmInt8ActLayout(copy, j.s.M, j.KQ));
+    }), j.s.M, j.KQ);
   alignas(64) int32_t cbuf[kGroupRows * NR];
   // Tile rows: M ≤ 32 the rows present (no padding row multiplied); M > 32: 16 and 16, the last group's rows past
   // M read from the zeroed padding rows quantize_int8_avx512 leaves up to a multiple of 32, and are dropped.
@@ -200,12 +194,8 @@ void gemm_int8_amx_small_x(const float* x, int M, const PackedWeight& w, const f
   SmallJob sj;
   gemmInt8Operands(sj.j, Int8Acts(), w, bias, y, ep);
   sj.j.s = gemmSplitColumns(M, w.N, NR, T);
-  sj.slice_floats = (gemmInt8ActFloats(M, w.kq) + 15) & ~size_t(15);
-  scratch.resize(sj.slice_floats * T);
-  uint8_t conv[ThreadPool::kMaxThreads] = {};
+  sj.xc.reserve(scratch, gemmInt8ActFloats(M, w.kq), T);
   sj.x = x;
-  sj.slices = scratch.data();
-  sj.conv = conv;
   parallelRun(pool, sj.j.s.tasks(), 1, task, &sj);
 }
 
