@@ -79,10 +79,11 @@ struct PackedWeight {
   int kq = 0;
   const float* qscale = nullptr;
   const int32_t* qsum = nullptr;
-  // Scratch for the GEMM's per-call copy of x — int8: the quantised activations; fp32 AVX-512 (M > 24): x packed in
-  // row tiles; bf16 small-M engines: x rounded to bf16; the AMX small-M engines at ≤ 32 rows: one such copy per
-  // thread — owned by the model (one per model: encode() is serialised) and grown by the GEMM to the largest size
-  // seen; null = the GEMM allocates its own (op tests, benchmarks).
+  // Scratch for the GEMM's per-call copy of x — int8: the quantised activations; fp32 AVX-512: x packed in row tiles;
+  // bf16 small-M engines: x rounded to bf16; the fp32 AVX-512 small-M path (≤ 24 rows) and the AMX small-M engines
+  // at ≤ 32 rows: one such copy per thread (ThreadCopies, gemm_driver.h) — owned by the model (one per model:
+  // encode() is serialised) and grown by the GEMM to the largest size seen; null = the GEMM allocates its own (op
+  // tests, benchmarks).
   AlignedBuffer* act_scratch = nullptr;
   // Where pack*() puts the packed copy: the model's arena (set by the model before packing), else `packed`
   // (op tests, benchmarks). pdata points at it either way.

@@ -45,7 +45,8 @@ class ThreadPool {
   // 50 µs 12.0 / 11.8 / 11.9, adaptive 11.9 / 12.1 / 11.7; two 2-thread models encoding concurrently on 2 cores
   // (oversubscribed): 79.6 / 79.5 / 77.2 sentences/s fixed 10 µs, 71.1 / 71.1 / 71.7 fixed 50 µs, 81.7 / 81.2
   // adaptive; with 4 busy loops beside (load average ~6) adaptive p50 52.0 / 51.8 / 43.3 ms vs fixed 10 µs 68.0 /
-  // 65.1 / 42.9. bf16 / int8 batch-1 and batch-32 throughput: within noise.
+  // 65.1 / 42.9. Fixed 10 vs 50 µs (the adaptive range's ends, not the adaptive pool itself): bf16 / int8 batch-1
+  // p50 and fp32 batch-32 throughput within noise; the bf16 / int8 batch-32 paths were not compared.
   static constexpr int64_t kSpinMinNs = 10000, kSpinMaxNs = 50000, kSpinStepNs = 5000;
   template <typename F>
   bool poll(F done);
