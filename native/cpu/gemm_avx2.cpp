@@ -54,14 +54,7 @@ void kernel(const float* A, int lda, const float* B, int K, const float* bias, b
 
 void runKernel(int rows, const float* A, int lda, const float* B, int K, const float* bias, bool acc, float* C,
                int ldc) {
-  switch (rows) {
-    case 6: kernel<6>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 5: kernel<5>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 4: kernel<4>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 3: kernel<3>(A, lda, B, K, bias, acc, C, ldc); break;
-    case 2: kernel<2>(A, lda, B, K, bias, acc, C, ldc); break;
-    default: kernel<1>(A, lda, B, K, bias, acc, C, ldc); break;
-  }
+  withRows<6>(rows, [&](auto R) { kernel<decltype(R)::value>(A, lda, B, K, bias, acc, C, ldc); });
 }
 
 #include "gemm_driver.h"

@@ -125,20 +125,7 @@ void kernelP(const float* A, const float* B, int K, const float* bias, bool acc,
 
 void runKernelP(int rows, const float* A, const float* B, int K, const float* bias, bool acc, int ep, float* C,
                 int ldc, const float* next, int npf) {
-  switch (rows) {
-    case 12: kernelP<12>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 11: kernelP<11>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 10: kernelP<10>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 9: kernelP<9>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 8: kernelP<8>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 7: kernelP<7>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 6: kernelP<6>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 5: kernelP<5>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 4: kernelP<4>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 3: kernelP<3>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    case 2: kernelP<2>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
-    default: kernelP<1>(A, B, K, bias, acc, ep, C, ldc, next, npf); break;
-  }
+  withRows<12>(rows, [&](auto R) { kernelP<decltype(R)::value>(A, B, K, bias, acc, ep, C, ldc, next, npf); });
 }
 
 // The job: the fp32 driver's job plus the packed copy of x. Row tile i of row block [m0, m1) covers rows
@@ -344,20 +331,7 @@ void kernelS(const float* A, const float* B, int K, const float* bias, int ep, f
 
 void runKernelS(int rows, const float* A, const float* B, int K, const float* bias, int ep, float* C, int ldc,
                 const float* next) {
-  switch (rows) {
-    case 12: kernelS<12>(A, B, K, bias, ep, C, ldc, next); break;
-    case 11: kernelS<11>(A, B, K, bias, ep, C, ldc, next); break;
-    case 10: kernelS<10>(A, B, K, bias, ep, C, ldc, next); break;
-    case 9: kernelS<9>(A, B, K, bias, ep, C, ldc, next); break;
-    case 8: kernelS<8>(A, B, K, bias, ep, C, ldc, next); break;
-    case 7: kernelS<7>(A, B, K, bias, ep, C, ldc, next); break;
-    case 6: kernelS<6>(A, B, K, bias, ep, C, ldc, next); break;
-    case 5: kernelS<5>(A, B, K, bias, ep, C, ldc, next); break;
-    case 4: kernelS<4>(A, B, K, bias, ep, C, ldc, next); break;
-    case 3: kernelS<3>(A, B, K, bias, ep, C, ldc, next); break;
-    case 2: kernelS<2>(A, B, K, bias, ep, C, ldc, next); break;
-    default: kernelS<1>(A, B, K, bias, ep, C, ldc, next); break;
-  }
+  withRows<12>(rows, [&](auto R) { kernelS<decltype(R)::value>(A, B, K, bias, ep, C, ldc, next); });
 }
 
 struct SmallJob {

@@ -79,20 +79,7 @@ KST_BF16_TARGET void kernel(const uint32_t* A, int lda, const uint32_t* B, int K
 
 KST_BF16_TARGET void runKernel(int rows, const uint32_t* A, int lda, const uint32_t* B, int KP, const float* bias,
                                bool acc, float* C, int ldc) {
-  switch (rows) {
-    case 12: kernel<12>(A, lda, B, KP, bias, acc, C, ldc); break;
-    case 11: kernel<11>(A, lda, B, KP, bias, acc, C, ldc); break;
-    case 10: kernel<10>(A, lda, B, KP, bias, acc, C, ldc); break;
-    case 9: kernel<9>(A, lda, B, KP, bias, acc, C, ldc); break;
-    case 8: kernel<8>(A, lda, B, KP, bias, acc, C, ldc); break;
-    case 7: kernel<7>(A, lda, B, KP, bias, acc, C, ldc); break;
-    case 6: kernel<6>(A, lda, B, KP, bias, acc, C, ldc); break;
-    case 5: kernel<5>(A, lda, B, KP, bias, acc, C, ldc); break;
-    case 4: kernel<4>(A, lda, B, KP, bias, acc, C, ldc); break;
-    case 3: kernel<3>(A, lda, B, KP, bias, acc, C, ldc); break;
-    case 2: kernel<2>(A, lda, B, KP, bias, acc, C, ldc); break;
-    default: kernel<1>(A, lda, B, KP, bias, acc, C, ldc); break;
-  }
+  withRows<12>(rows, [&](auto R) { kernel<decltype(R)::value>(A, lda, B, KP, bias, acc, C, ldc); });
 }
 
 // x[rows][k0 : k0 + kc] → dst[rows][kc/2 pairs] (bf16 pairs, an odd tail padded with 0).

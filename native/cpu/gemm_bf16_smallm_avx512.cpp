@@ -105,20 +105,7 @@ KST_BF16_TARGET void kernel(const float* A, int lda, const uint32_t* B, int KP, 
 
 KST_BF16_TARGET void runKernel(int rows, const float* A, int lda, const uint32_t* B, int KP, const float* bias,
                                float* C, int ldc) {
-  switch (rows) {
-    case 12: kernel<12>(A, lda, B, KP, bias, C, ldc); break;
-    case 11: kernel<11>(A, lda, B, KP, bias, C, ldc); break;
-    case 10: kernel<10>(A, lda, B, KP, bias, C, ldc); break;
-    case 9: kernel<9>(A, lda, B, KP, bias, C, ldc); break;
-    case 8: kernel<8>(A, lda, B, KP, bias, C, ldc); break;
-    case 7: kernel<7>(A, lda, B, KP, bias, C, ldc); break;
-    case 6: kernel<6>(A, lda, B, KP, bias, C, ldc); break;
-    case 5: kernel<5>(A, lda, B, KP, bias, C, ldc); break;
-    case 4: kernel<4>(A, lda, B, KP, bias, C, ldc); break;
-    case 3: kernel<3>(A, lda, B, KP, bias, C, ldc); break;
-    case 2: kernel<2>(A, lda, B, KP, bias, C, ldc); break;
-    default: kernel<1>(A, lda, B, KP, bias, C, ldc); break;
-  }
+  withRows<12>(rows, [&](auto R) { kernel<decltype(R)::value>(A, lda, B, KP, bias, C, ldc); });
 }
 
 // x[M][K] → dst[M][2·KP]: each x rounded to bf16 (round to nearest even) and widened back to fp32, an odd K's

@@ -149,16 +149,9 @@ KST_AVXVNNI_TARGET void kernel(const uint8_t* A, int lda, const uint32_t* B, int
 KST_AVXVNNI_TARGET void runKernel(int rows, const uint8_t* A, int lda, const uint32_t* B, int kq, const float* sx,
                                   const int32_t* zp, const float* sw, const int32_t* wsum, const float* bias, int ep,
                                   float* C, int ldc, __m256i m0, __m256i m1, bool full) {
-#define KST_K(R) kernel<R>(A, lda, B, kq, sx, zp, sw, wsum, bias, ep, C, ldc, m0, m1, full)
-  switch (rows) {
-    case 6: KST_K(6); break;
-    case 5: KST_K(5); break;
-    case 4: KST_K(4); break;
-    case 3: KST_K(3); break;
-    case 2: KST_K(2); break;
-    default: KST_K(1); break;
-  }
-#undef KST_K
+  withRows<6>(rows, [&](auto R) {
+    kernel<decltype(R)::value>(A, lda, B, kq, sx, zp, sw, wsum, bias, ep, C, ldc, m0, m1, full);
+  });
 }
 
 KST_AVXVNNI_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {

@@ -159,22 +159,9 @@ KST_VNNI_TARGET void kernel(const uint8_t* A, int lda, const uint32_t* B, int kq
 KST_VNNI_TARGET void runKernel(int rows, const uint8_t* A, int lda, const uint32_t* B, int kq, const float* sx,
                                const int32_t* zp, const float* sw, const int32_t* wsum, const float* bias, int ep,
                                float* C, int ldc, __mmask16 k0, __mmask16 k1) {
-#define KST_K(R) kernel<R>(A, lda, B, kq, sx, zp, sw, wsum, bias, ep, C, ldc, k0, k1)
-  switch (rows) {
-    case 12: KST_K(12); break;
-    case 11: KST_K(11); break;
-    case 10: KST_K(10); break;
-    case 9: KST_K(9); break;
-    case 8: KST_K(8); break;
-    case 7: KST_K(7); break;
-    case 6: KST_K(6); break;
-    case 5: KST_K(5); break;
-    case 4: KST_K(4); break;
-    case 3: KST_K(3); break;
-    case 2: KST_K(2); break;
-    default: KST_K(1); break;
-  }
-#undef KST_K
+  withRows<12>(rows, [&](auto R) {
+    kernel<decltype(R)::value>(A, lda, B, kq, sx, zp, sw, wsum, bias, ep, C, ldc, k0, k1);
+  });
 }
 
 KST_VNNI_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace kst {
 namespace cpu {
@@ -22,6 +23,16 @@ namespace {
 inline int imin(int a, int b) { return a < b ? a : b; }
 inline int64_t imin64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int imax(int a, int b) { return a > b ? a : b; }
+
+// The micro-kernels are templates over their tile's row count R; a tile's run-time row count picks one with
+// withRows<MaxR>(rows, [&](auto R) { kernel<decltype(R)::value>(...); }): R = rows, clamped to [1, MaxR].
+template <int MaxR, typename F>
+inline __attribute__((always_inline)) void withRows(int rows, F&& f) {
+  if constexpr (MaxR > 1) {
+    if (rows < MaxR) return withRows<MaxR - 1>(rows, f);
+  }
+  f(std::integral_constant<int, MaxR>());
+}
 
 // Coefficients shared by the vector exp / erfc below.
 // exp: Cody–Waite reduction x = n·ln2 + r, then a degree-6 polynomial (≈1 ulp on [-ln2/2, ln2/2]).
