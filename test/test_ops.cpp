@@ -589,6 +589,36 @@ static void testPool(int threads) {
   report(ok, fmt("threadpool threads=%d (300 parallel_for, each index once)", threads), "");
 }
 
+// Workers that wake late: jobs published right after a pause (the workers have gone to sleep) and tiny jobs back to
+// back (the caller finishes a job before a worker arrives, which must then take nothing from it and may take
+// chunks of the next one). Checks every index once per job, when parallel_for returns, and that no two threads run
+// with the same tid at once (per-thread scratch is indexed by tid).
+static void testPoolLateWorkers(int threads) {
+  ThreadPool pool(threads);
+  std::vector<std::atomic<int>> busy(threads);
+  for (auto& b : busy) b = 0;
+  bool ok = true;
+  std::atomic<int> bad{0};
+  for (int rep = 0; rep < 400 && ok; ++rep) {
+    if (rep % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // past every poll budget
+    const int64_t n = 1 + rep % 7, grain = 1 + rep % 2;
+    std::vector<std::atomic<int>> hits(n);
+    for (auto& h : hits) h = 0;
+    pool.parallel_for(n, grain, [&](int64_t b, int64_t e, int tid) {
+      if (b < 0 || e > n || b >= e || tid < 0 || tid >= threads || busy[tid].exchange(1) != 0) {
+        bad++;
+        return;
+      }
+      if (rep % 3 == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));  // let the others claim
+      for (int64_t i = b; i < e; ++i) hits[i]++;
+      busy[tid] = 0;
+    });
+    for (auto& h : hits)
+      if (h != 1) ok = false;
+  }
+  report(ok && bad == 0, fmt("threadpool threads=%d late workers (400 small jobs, pauses, tid exclusive)", threads), "");
+}
+
 // ---------------------------------------------------------------- ref-only ops (pooling, normalize)
 static void testPoolingRef() {
   // 2 sequences (lengths 2, 1), H = 2.
@@ -1377,6 +1407,8 @@ int main(int argc, char** argv) {
   testPool(1);
   testPool(2);
   testPool(0);
+  testPoolLateWorkers(2);
+  testPoolLateWorkers(4);
   testPoolingRef();
   testWeightArena();
 

@@ -2,8 +2,8 @@
 // parallel_for hands out [begin, end) chunks of an index range; the calling thread takes part.
 // Hand-off without a syscall in the common case: a new job is published by bumping an atomic generation
 // counter, which idle workers poll for a while (10-50 µs with `pause`, adaptive: see spin_ns_) before they sleep on
-// a condition variable; the caller likewise polls the pending count before sleeping. A forward pass issues ~60
-// parallel_for calls back to back, so wake-up latency counts at batch 1.
+// a condition variable; the caller likewise polls the count of finished chunks before sleeping. A forward pass
+// issues ~60 parallel_for calls back to back, so wake-up latency counts at batch 1.
 #pragma once
 
 #include <atomic>
@@ -52,6 +52,9 @@ class ThreadPool {
   bool poll(F done);
   void worker(int tid);
   void runChunks(int tid);
+  // Worker: move off the caller's CPU if the scheduler put it there, at most once per kMoveGapNs (threadpool.cpp).
+  static constexpr int64_t kMoveGapNs = 2000000;
+  void leaveCallerCpu();
 
   int n_ = 1;
   std::vector<std::thread> threads_;
@@ -59,12 +62,13 @@ class ThreadPool {
   std::condition_variable wake_cv_, done_cv_;
   std::atomic<uint64_t> gen_{0};
   std::atomic<bool> stop_{false};
-  std::atomic<int> pending_{0};
   int sleepers_ = 0;  // workers waiting on wake_cv_ (guarded by mu_)
   const Fn* fn_ = nullptr;
   int64_t items_ = 0, grain_ = 1;
-  std::atomic<int64_t> next_{0};
+  std::atomic<uint64_t> work_{0};  // the current job's chunk count (high 32 bits) and next chunk (low 32)
+  std::atomic<int64_t> done_{0};   // chunks of the current job finished
   std::atomic<int64_t> spin_ns_{kSpinMaxNs};
+  std::atomic<int> caller_cpu_{-1};  // the CPU the caller ran on when it published the current job
 };
 
 // parallel_for that also accepts a null pool (runs inline on the caller, tid 0).
