@@ -589,8 +589,8 @@ static void testPool(int threads) {
   report(ok, fmt("threadpool threads=%d (300 parallel_for, each index once)", threads), "");
 }
 
-// Workers that wake late: jobs published right after a pause (the workers have gone to sleep) and tiny jobs back to
-// back (the caller finishes a job before a worker arrives, which must then take nothing from it and may take
+// Workers that wake late: jobs published right after a pause (the workers have gone to sleep, or wait held) and tiny
+// jobs back to back (the caller finishes a job before a worker arrives, which must then take nothing from it and may take
 // chunks of the next one). Checks every index once per job, when parallel_for returns, and that no two threads run
 // with the same tid at once (per-thread scratch is indexed by tid).
 static void testPoolLateWorkers(int threads) {
@@ -601,6 +601,9 @@ static void testPoolLateWorkers(int threads) {
   std::atomic<int> bad{0};
   for (int rep = 0; rep < 400 && ok; ++rep) {
     if (rep % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // past every poll budget
+    // Half the jobs under a Hold (as a forward pass runs them), with a pause inside it now and then (held waits).
+    ThreadPool::Hold hold(rep % 100 < 50 ? &pool : nullptr);
+    if (rep % 100 == 25) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     const int64_t n = 1 + rep % 7, grain = 1 + rep % 2;
     std::vector<std::atomic<int>> hits(n);
     for (auto& h : hits) h = 0;
@@ -616,7 +619,7 @@ static void testPoolLateWorkers(int threads) {
     for (auto& h : hits)
       if (h != 1) ok = false;
   }
-  report(ok && bad == 0, fmt("threadpool threads=%d late workers (400 small jobs, pauses, tid exclusive)", threads), "");
+  report(ok && bad == 0, fmt("threadpool threads=%d late workers (400 small jobs, pauses, holds, tid exclusive)", threads), "");
 }
 
 // ---------------------------------------------------------------- ref-only ops (pooling, normalize)

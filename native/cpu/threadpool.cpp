@@ -1,6 +1,8 @@
 #include "threadpool.h"
 
+#include <fcntl.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -37,6 +39,35 @@ inline int64_t nowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+// True when the system has more runnable threads right now than CPUs (the running count in /proc/loadavg, which
+// includes the asking thread): a thread then shares its CPU whatever it does, and moving or yield-waiting only
+// adds work (with 4 busy loops beside a 2-thread model on 2 cores, moving on collisions regardless made the
+// 12-token p50 45.7 / 48.3 → 53.8 / 52.2 ms). Read at most once per ms per thread; false where the file cannot be read.
+bool systemOversubscribed() {
+#ifdef __linux__
+  static thread_local int64_t checked = -1000000000;
+  static thread_local bool over = false;
+  const int64_t t = nowNs();
+  if (t - checked < 1000000) return over;
+  checked = t;
+  over = false;
+  const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return over;
+  char buf[128];
+  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return over;
+  buf[n] = 0;
+  const char* p = buf;  // "0.52 0.58 0.59 2/345 1234": the 4th field's numerator
+  for (int field = 0; field < 3 && *p; ++p)
+    if (*p == ' ') ++field;
+  long running = 0;
+  while (*p >= '0' && *p <= '9') running = running * 10 + (*p++ - '0');
+  static const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  over = *p == '/' && cpus > 0 && running > cpus;
+#endif
+  return over;
+}
 // Polls done() until true (returns true) or `budget_ns` runs out (returns false).
 template <typename F>
 bool pollFor(F done, int64_t budget_ns) {
@@ -57,7 +88,18 @@ bool ThreadPool::poll(F done) {
   // update it without a lock: a lost update only leaves another value inside the bounds.
   spin_ns_.store(ok ? std::min(kSpinMaxNs, budget + kSpinStepNs) : std::max(kSpinMinNs, budget / 2),
                  std::memory_order_relaxed);
-  return ok;
+  if (ok || held_.load(std::memory_order_relaxed) == 0 || systemOversubscribed()) return ok;
+  // Held (Hold, threadpool.h): wait on with sched_yield rather than sleep, unless a yield let another thread run
+  // for a while (this CPU is shared with other work: sleep and leave it to them).
+  const int64_t t0 = nowNs();
+  for (int64_t t = t0; held_.load(std::memory_order_relaxed) > 0 && t - t0 < kHeldWaitNs;) {
+    if (done()) return true;
+    sched_yield();
+    const int64_t t1 = nowNs();
+    if (t1 - t > kYieldBusyNs) break;
+    t = t1;
+  }
+  return done();
 }
 
 ThreadPool::~ThreadPool() {
@@ -95,15 +137,15 @@ void ThreadPool::runChunks(int tid) {
 // 28 % of its jobs in the calls after a 0.5 s pause, 2.3 % back to back, 3 % after a pause in a C++ loop with one
 // caller thread. The move narrows the affinity mask to exclude that CPU, which makes the kernel migrate this thread
 // at once, then restores the mask (which does not move it back): no thread stays pinned, so several models' pools
-// and other processes still share the cores. At most one move per kMoveGapNs per worker, so that an oversubscribed
-// machine, where sharing a CPU is unavoidable, does not turn every job into two syscalls and a migration.
+// and other processes still share the cores. No move when the system is oversubscribed (sharing a CPU is then
+// unavoidable), and at most one per kMoveGapNs per worker.
 void ThreadPool::leaveCallerCpu() {
 #ifdef __linux__
   const int here = sched_getcpu(), caller = caller_cpu_.load(std::memory_order_relaxed);
   if (here < 0 || here != caller) return;
   static thread_local int64_t last_move = 0;
   const int64_t t = nowNs();
-  if (t - last_move < kMoveGapNs) return;
+  if (t - last_move < kMoveGapNs || systemOversubscribed()) return;
   last_move = t;
   cpu_set_t all, others;
   if (sched_getaffinity(0, sizeof(all), &all) != 0 || CPU_COUNT(&all) < n_ || !CPU_ISSET(here, &all)) return;
@@ -139,13 +181,9 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const Fn& fn) {
   // The caller waits for the job's chunks, not for the workers: a worker that is asleep (waking an idle vCPU takes
   // ~0.1-0.7 ms on the 2-vCPU VM) helps when it gets there or not at all. Before, the caller waited for every worker
   // to check in; after a pause the workers slept, waits timed out, the adaptive poll budget fell to its floor, and
-  // each parallel_for became a sleep and two wake-ups. Measured with leaveCallerCpu (12-token forward, 2 threads,
-  // 12 pauses of 0.5 s each followed by 5 calls; 8 runs alternating with the previous pool): first call after the
-  // pause, median of a run 15.9-23.6 ms before → 13.8-16.1; mean of the 60 calls 16.4-17.7 → 13.2-13.9; calls over
-  // 16 ms 22-29 of 60 → 2-10. This change alone (no move): mean 14.0 / 14.9, 10 / 16 calls over 16 ms. Back to
-  // back, p50 10.96-11.88 ms before, 10.96-11.92 after (6 runs each). Cost: two 2-thread models encoding at once on
-  // 2 cores (oversubscribed), 77.9 → 75.3 sentences/s (mean of 9 runs each; from the moves: this change alone
-  // measured 77.8, and backing the moves off exponentially won that back only by losing part of the gain above).
+  // each parallel_for became a sleep and two wake-ups. With this alone (12-token forward, 2 threads, 12 pauses of
+  // 0.5 s each followed by 5 calls) the mean of the 60 calls went 16.4-17.7 → 14.0 / 14.9 ms; with leaveCallerCpu
+  // and Hold as well, threadpool.h has the figures.
   constexpr int64_t kMaxChunks = int64_t(1) << 31;  // leaves the low half of work_ room for claims past the end
   if ((n + grain - 1) / grain > kMaxChunks) grain = (n + kMaxChunks - 1) / kMaxChunks;
   const int64_t nchunks = (n + grain - 1) / grain;

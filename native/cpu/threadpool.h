@@ -4,6 +4,16 @@
 // counter, which idle workers poll for a while (10-50 µs with `pause`, adaptive: see spin_ns_) before they sleep on
 // a condition variable; the caller likewise polls the count of finished chunks before sleeping. A forward pass
 // issues ~60 parallel_for calls back to back, so wake-up latency counts at batch 1.
+// After a pause the first calls used to run at one thread's speed: the caller (in Node, whichever libuv thread took
+// the call) waited for sleeping workers to check in, and a woken worker was often placed on the caller's CPU, where
+// the two shared a core. Three changes (threadpool.cpp): the caller waits for the job's chunks only; a worker that
+// starts on the caller's CPU moves off it; inside a forward pass (Hold) threads wait with sched_yield instead of
+// sleeping; the last two stand down when the system has more runnable threads than CPUs. Measured, 12-token
+// sentence, 2 threads, 2 vCPUs, two alternating runs each, before → after: first call after each of 12 pauses of
+// 0.5 s, median 21.9 / 24.0 → 14.3 / 14.3 ms; mean of the 5 calls after each pause 16.9 / 18.0 → 13.5 / 13.5 ms,
+// calls over 16 ms 22 / 27 → 1 / 0 of 60; the first call after 0.5 s in 15 rounds, median 25.6 / 26.1 → 14.8 /
+// 15.0 ms; back to back p50 12.72 / 12.36 → 12.49 / 12.35 ms; two 2-thread models encoding at once 74.3 / 72.4 →
+// 71.7 / 73.6 sentences/s; beside 4 busy loops, p50 46.5 / 45.1 → 44.4 / 45.4 ms.
 #pragma once
 
 #include <atomic>
@@ -32,6 +42,28 @@ class ThreadPool {
 
   static int availableCores();
 
+  // While a Hold exists (one forward pass), a thread whose poll budget runs out keeps waiting with sched_yield
+  // instead of sleeping, for up to kHeldWaitNs: a sleeping thread is woken by the other, and the kernel then often
+  // places it on the waker's CPU, where the two share one core. Counted in slow calls after a pause: the worker
+  // slept 5-6 times per forward and started on the caller's CPU as often, doing 20-25 % of the chunks. The wait
+  // ends early when a yield let another thread run for over kYieldBusyNs (the CPU is shared: sleep and leave it),
+  // and is skipped when the system is oversubscribed. Measured (the first call after 0.5 s, 15 rounds, two runs):
+  // median 17.0 / 19.8 ms with the other two changes only → 13.8 / 14.0 with Hold as well.
+  class Hold {
+   public:
+    explicit Hold(ThreadPool* p) : p_(p) {
+      if (p_) p_->held_.fetch_add(1, std::memory_order_relaxed);
+    }
+    ~Hold() {
+      if (p_) p_->held_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+
+   private:
+    ThreadPool* p_;
+  };
+
  private:
   // Waiting for a new job (workers) or for the workers to finish (caller): poll with `pause` for up to spin_ns_,
   // then sleep on a condition variable. The budget adapts: +kSpinStepNs after a wait that ended while polling,
@@ -48,6 +80,7 @@ class ThreadPool {
   // 65.1 / 42.9. Fixed 10 vs 50 µs (the adaptive range's ends, not the adaptive pool itself): bf16 / int8 batch-1
   // p50 and fp32 batch-32 throughput within noise; the bf16 / int8 batch-32 paths were not compared.
   static constexpr int64_t kSpinMinNs = 10000, kSpinMaxNs = 50000, kSpinStepNs = 5000;
+  static constexpr int64_t kHeldWaitNs = 5000000, kYieldBusyNs = 50000;
   template <typename F>
   bool poll(F done);
   void worker(int tid);
@@ -68,7 +101,8 @@ class ThreadPool {
   std::atomic<uint64_t> work_{0};  // the current job's chunk count (high 32 bits) and next chunk (low 32)
   std::atomic<int64_t> done_{0};   // chunks of the current job finished
   std::atomic<int64_t> spin_ns_{kSpinMaxNs};
-  std::atomic<int> caller_cpu_{-1};  // the CPU the caller ran on when it published the current job
+  std::atomic<int> caller_cpu_{-1};
+  std::atomic<int> held_{0};  // live Holds  // the CPU the caller ran on when it published the current job
 };
 
 // parallel_for that also accepts a null pool (runs inline on the caller, tid 0).
