@@ -42,7 +42,8 @@ inline int64_t nowNs() {
 // True when the system has more runnable threads right now than CPUs (the running count in /proc/loadavg, which
 // includes the asking thread): a thread then shares its CPU whatever it does, and moving or yield-waiting only
 // adds work (with 4 busy loops beside a 2-thread model on 2 cores, moving on collisions regardless made the
-// 12-token p50 45.7 / 48.3 → 53.8 / 52.2 ms). Read at most once per ms per thread; false where the file cannot be read.
+// 12-token p50 45.7 / 48.3 → 53.8 / 52.2 ms). Read at most once per ms per thread; false where the file cannot be
+// read.
 bool systemOversubscribed() {
 #ifdef __linux__
   static thread_local int64_t checked = -1000000000;
