@@ -589,10 +589,10 @@ static void testPool(int threads) {
   report(ok, fmt("threadpool threads=%d (300 parallel_for, each index once)", threads), "");
 }
 
-// Workers that wake late: jobs published right after a pause (the workers have gone to sleep, or wait held) and tiny
-// jobs back to back (the caller finishes a job before a worker arrives, which must then take nothing from it and may take
-// chunks of the next one). Checks every index once per job, when parallel_for returns, and that no two threads run
-// with the same tid at once (per-thread scratch is indexed by tid).
+// Workers that wake late: jobs published right after a pause (the workers have gone to sleep, or wait held) and
+// tiny jobs back to back (the caller finishes a job before a worker arrives, which must then take nothing from it
+// and may take chunks of the next one). Checks every index once per job, when parallel_for returns, and that no two
+// threads run with the same tid at once (per-thread scratch is indexed by tid).
 static void testPoolLateWorkers(int threads) {
   ThreadPool pool(threads);
   std::vector<std::atomic<int>> busy(threads);
@@ -619,7 +619,8 @@ static void testPoolLateWorkers(int threads) {
     for (auto& h : hits)
       if (h != 1) ok = false;
   }
-  report(ok && bad == 0, fmt("threadpool threads=%d late workers (400 small jobs, pauses, holds, tid exclusive)", threads), "");
+  report(ok && bad == 0,
+         fmt("threadpool threads=%d late workers (400 small jobs, pauses, holds, tid exclusive)", threads), "");
 }
 
 // ---------------------------------------------------------------- ref-only ops (pooling, normalize)
