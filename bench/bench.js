@@ -280,14 +280,14 @@ async function workloadA(peers, batches, n, reps) {
   return res;
 }
 
-// (b) one short sentence, batch 1: p50 / p99 over `runs` timed runs per peer; the peers take turns in blocks of
-// `block` runs. Each turn starts with untimed runs for at least `turnWarmMs`: on this VM a call's time falls over
-// the first ~20–30 calls after the process did something else, whatever it was (median per position in the turn,
-// 12-token sentence, 2 threads, turns of 60: ours 12.9 → 11.2 ms after ORT's turn and ORT 21.5 → 20.0 ms after
-// ours; ours 12.7 → 10.8 ms in a C++ loop after a 400 ms sleep, 12.3 → 11.1 after 50 ms, so not an effect of Node
-// or of the other peer; still 13.4 → 11.9 after the pool fix of cdddfe8). Without it the figure depends on the turn length: with 1 untimed run and turns of 20, ours
-// read 11.2–11.7 ms beside ORT, 10.6–10.9 alone with the same pauses. The warm-up is the same wall time for every
-// peer; the cost of the first calls after idle is reported on its own (workloadBIdle).
+// (b) one short sentence, batch 1: p50 / p99 over `runs` timed runs per peer; the peers take turns in blocks of `block`
+// runs. Each turn starts with untimed runs for at least `turnWarmMs`: on this VM a call's time falls over the first
+// ~20–30 calls after the process did something else, whatever it was (median per position in the turn, 12-token
+// sentence, 2 threads, turns of 60: ours 12.9 → 11.2 ms after ORT's turn and ORT 21.5 → 20.0 ms after ours; ours 12.7 →
+// 10.8 ms in a C++ loop after a 400 ms sleep, 12.3 → 11.1 after 50 ms, so not an effect of Node or of the other peer;
+// still 13.4 → 11.9 after the pool fix of cdddfe8). Without it the figure depends on the turn length: with 1 untimed
+// run and turns of 20, ours read 11.2–11.7 ms beside ORT, 10.6–10.9 alone with the same pauses. The warm-up is the same
+// wall time for every peer; the cost of the first calls after idle is reported on its own (workloadBIdle).
 async function workloadB(peers, batch, warm, runs, block = 20, turnWarmMs = 300) {
   const ts = {};
   for (const p of peers) {
@@ -298,18 +298,23 @@ async function workloadB(peers, batch, warm, runs, block = 20, turnWarmMs = 300)
     for (const p of peers) {
       await sleep(50); // the previous peer's spinning threads park
       for (const t0 = now(); now() - t0 < turnWarmMs;) await p.run(batch);
-      for (let i = 0; i < Math.min(block, runs - done); i++) {
-        const t0 = now();
-        await p.run(batch);
-        ts[p.name].push(now() - t0);
-      }
+      for (let i = 0; i < Math.min(block, runs - done); i++) await timedRun(p, batch, ts);
     }
   }
+  return statsOf(ts, (s) => ({ p50: pct(s, 50), p99: pct(s, 99), runs: s.length }));
+}
+
+// One call of peer p, its ms appended to ts[p.name].
+async function timedRun(p, batch, ts) {
+  const t0 = now();
+  await p.run(batch);
+  ts[p.name].push(now() - t0);
+}
+
+// { name: stats(sorted times) } for every peer in ts.
+function statsOf(ts, stats) {
   const res = {};
-  for (const p of peers) {
-    const s = ts[p.name].sort((x, y) => x - y);
-    res[p.name] = { p50: pct(s, 50), p99: pct(s, 99), runs: s.length };
-  }
+  for (const [name, t] of Object.entries(ts)) res[name] = stats([...t].sort((x, y) => x - y));
   return res;
 }
 
@@ -321,17 +326,10 @@ async function workloadBIdle(peers, batch, samples, idleMs = 500) {
   for (let i = 0; i < samples; i++) {
     for (const p of peers) {
       await sleep(idleMs);
-      const t0 = now();
-      await p.run(batch);
-      ts[p.name].push(now() - t0);
+      await timedRun(p, batch, ts);
     }
   }
-  const res = {};
-  for (const p of peers) {
-    const s = ts[p.name].sort((x, y) => x - y);
-    res[p.name] = { p50: median(s), max: s[s.length - 1], runs: s.length };
-  }
-  return res;
+  return statsOf(ts, (s) => ({ p50: median(s), max: s[s.length - 1], runs: s.length }));
 }
 
 // (c) grid batch × length: synthetic ids ([CLS] random [SEP]), sentences/s from the median of `reps` calls.
