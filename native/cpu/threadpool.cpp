@@ -183,7 +183,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const Fn& fn) {
   // ~0.1-0.7 ms on the 2-vCPU VM) helps when it gets there or not at all. Before, the caller waited for every worker
   // to check in; after a pause the workers slept, waits timed out, the adaptive poll budget fell to its floor, and
   // each parallel_for became a sleep and two wake-ups. With this alone (12-token forward, 2 threads, 12 pauses of
-  // 0.5 s each followed by 5 calls) the mean of the 60 calls went 16.4-17.7 → 14.0 / 14.9 ms; with leaveCallerCpu
+  // 0.5 s each followed by 5 calls) the mean of the 60 calls went 16.9 / 18.6 → 14.0 / 14.9 ms; with leaveCallerCpu
   // and Hold as well, threadpool.h has the figures.
   constexpr int64_t kMaxChunks = int64_t(1) << 31;  // leaves the low half of work_ room for claims past the end
   if ((n + grain - 1) / grain > kMaxChunks) grain = (n + kMaxChunks - 1) / kMaxChunks;

@@ -45,7 +45,7 @@ class ThreadPool {
   // While a Hold exists (one forward pass), a thread whose poll budget runs out keeps waiting with sched_yield
   // instead of sleeping, for up to kHeldWaitNs: a sleeping thread is woken by the other, and the kernel then often
   // places it on the waker's CPU, where the two share one core. Counted in slow calls after a pause: the worker
-  // slept 5-6 times per forward and started on the caller's CPU as often, doing 20-25 % of the chunks. The wait
+  // slept 5-6 times per forward, started 3-6 jobs on the caller's CPU and did 17-24 % of the chunks. The wait
   // ends early when a yield let another thread run for over kYieldBusyNs (the CPU is shared: sleep and leave it),
   // and is skipped when the system is oversubscribed. Measured (the first call after 0.5 s, 15 rounds, two runs):
   // median 17.0 / 19.8 ms with the other two changes only → 13.8 / 14.0 with Hold as well.
