@@ -318,7 +318,6 @@ void gemmF32Task(void* ctx, int64_t begin, int64_t end, int) {
     const GemmBlock b = gemmBlock(j.s, t);
     const int m0 = b.m0, m1 = b.m1, p0 = b.p0, p1 = b.p1;
     const int pf = imin(p1, j.s.full_panels);  // full panels of this group: [p0, pf)
-    const int tr = MR;
     for (int k0 = 0; k0 < j.K; k0 += j.kc) {
       const int kc = imin(j.kc, j.K - k0);
       for (int p = p0; p < pf; ++p) {
@@ -332,8 +331,8 @@ void gemmF32Task(void* ctx, int64_t begin, int64_t end, int) {
             for (int c = 0; c < NR; ++c) bias[c] = 0.f;
           }
         }
-        for (int m = m0; m < m1; m += tr) {
-          const int rows = imin(tr, m1 - m);
+        for (int m = m0; m < m1; m += MR) {
+          const int rows = imin(MR, m1 - m);
           float* C = j.y + static_cast<size_t>(m) * j.N + n0;
           runKernel(rows, j.x + static_cast<size_t>(m) * j.K + k0, j.K, B, kc, bp, k0 > 0, C, j.N);
         }
@@ -343,8 +342,8 @@ void gemmF32Task(void* ctx, int64_t begin, int64_t end, int) {
       const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
       const int n0 = p * NR, cols = j.N - n0;
       for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
-      for (int m = m0; m < m1; m += tr) {
-        const int rows = imin(tr, m1 - m);
+      for (int m = m0; m < m1; m += MR) {
+        const int rows = imin(MR, m1 - m);
         runKernel(rows, j.x + static_cast<size_t>(m) * j.K, j.K, B, j.K, bias, false, tile, NR);
         for (int r = 0; r < rows; ++r)
           for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
