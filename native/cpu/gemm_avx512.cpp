@@ -270,8 +270,9 @@ void rowTask(void* ctx, int64_t begin, int64_t end, int) {
 // broadcast (12 more loads per k step beside the 12 broadcasts and 2 weight loads), so the load ports, not DRAM,
 // set the pace. Each thread packs its own copy on its first task (≤ 24 × K floats), as the AMX small-M engines do
 // (there a tile load stalled on lines another core had just written; one shared copy was not tried here). The
-// kernel sums in the same order as before: bitwise the same output. Measured (48 GEMMs of a 12-token forward over the 12 × 768 model's shapes, 2 threads, median of 100,
-// before / this path alternated in one process, 2 runs; a plain 2-thread read of the same 340 MB takes ~10.0 ms):
+// kernel sums in the same order as before: bitwise the same output. Measured (48 GEMMs of a 12-token forward over
+// the 12 × 768 model's shapes, 2 threads, median of 100, before / this path alternated in one process, 2 runs; a
+// plain 2-thread read of the same 340 MB takes ~10.0 ms):
 // pool polling 10 µs 11.85 / 11.53 → 11.00 / 10.67 ms (8 tasks per thread, the best split at that polling);
 // polling 50 µs, where threadpool.h's adaptive polling settles at batch 1: 11.38 / 11.15 → 10.43 / 10.25 ms.
 constexpr int kStreams = 4;
@@ -398,9 +399,10 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   AlignedBuffer& xp = w.act_scratch ? *w.act_scratch : local;
   if (M <= 2 * MR) {
     // Small M (batch 1): one row block, N split into 2 tasks per thread. Measured (the harness above, polling 50
-    // µs): 1 / 2 / 4 tasks per thread within 1 % of each other, 8 tasks 3-4 % slower (my reading: each task's
-    // first panel starts its streams cold); with 10 µs polling 8 tasks were best (my reading: with fewer, larger
-    // tasks the thread that finished first waited longer and went to sleep more often).
+    // µs, with the pool as it was before cdddfe8; not re-measured since the pool's threads stopped sleeping inside
+    // a forward pass): 1 / 2 / 4 tasks per thread within 1 % of each other, 8 tasks 3-4 % slower (my reading: each
+    // task's first panel starts its streams cold); with 10 µs polling 8 tasks were best (my reading: with fewer,
+    // larger tasks the thread that finished first waited longer and went to sleep more often).
     j.s = gemmSplitColumns(M, w.N, NR, T, 2);
     j.kc = w.K;
     SmallJob sj;

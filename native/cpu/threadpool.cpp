@@ -179,8 +179,9 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const Fn& fn) {
     fn(0, n, 0);
     return;
   }
-  // The caller waits for the job's chunks, not for the workers: a worker that is asleep (waking an idle vCPU takes
-  // ~0.1-0.7 ms on the 2-vCPU VM) helps when it gets there or not at all. Before, the caller waited for every worker
+  // The caller waits for the job's chunks, not for the workers: a worker that is asleep (counted in slow calls on
+  // the 2-vCPU VM: a job that had to wake it started ~0.3 ms after it was published, at worst 0.9 ms) helps when it
+  // gets there or not at all. Before, the caller waited for every worker
   // to check in; after a pause the workers slept, waits timed out, the adaptive poll budget fell to its floor, and
   // each parallel_for became a sleep and two wake-ups. With this alone (12-token forward, 2 threads, 12 pauses of
   // 0.5 s each followed by 5 calls) the mean of the 60 calls went 16.9 / 18.6 → 14.0 / 14.9 ms; with leaveCallerCpu
