@@ -200,14 +200,16 @@ static void testGemmGelu(Isa isa, int M, int N, int K, Activation act, ThreadPoo
          fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
 }
 
-// K = 3072 (the FFN output projection: four K blocks on the AVX-512 packed path) on both sides of the M = 24
-// threshold; several row blocks (397 rows: 3 blocks) with an odd K and an N tail; a panel group holding only the
-// partial panel (N = 16); 3 threads on 2 cores; GELU after four K blocks.
+// K = 3072 (the FFN output projection: four K blocks on the AVX-512 packed path) on both sides of the M = 42
+// threshold (42: three small-M tiles of 14); several row blocks (397 rows: 3 blocks) with an odd K and an N tail;
+// a panel group holding only the partial panel (N = 16); 3 threads on 2 cores; GELU after four K blocks.
 static void testGemmLongK(Isa isa) {
   ThreadPool pool2(2), pool3(3);
   for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) {
     testGemm(isa, 24, 100, 3072, p, true);
     testGemm(isa, 25, 100, 3072, p, true);
+    testGemm(isa, 42, 100, 3072, p, true);
+    testGemm(isa, 43, 100, 3072, p, true);
     testGemm(isa, 397, 70, 3071, p, false);
     testGemm(isa, 50, 16, 1000, p, true);
   }
@@ -1430,23 +1432,32 @@ int main(int argc, char** argv) {
     testGemm(isa, 16, 2304, 768, &pool2, true);
     testGemm(isa, 13, 72 * 32 + 5, 40, &pool2, true);
     testGemm(isa, 200, 70 * 32, 33, &pool2, true);
-    // The AVX-512 small-M path (M ≤ 24): two row tiles of 12 over K = 3072 (four streams, each panel read once per
-    // tile); 10 + 10 rows with K = 1030 (stream tail K mod 4 = 2) and a partial last panel; three threads, so three
-    // per-thread packed copies of x in one scratch; K = 512, where the streams start.
+    // The AVX-512 small-M path (M ≤ 42; the first row tile takes 14 rows, the rest balanced over tiles of ≤ 14):
+    // 14 + 10 rows over K = 3072 (four streams, each panel read once per tile); one tile of 14 and 14 + 1; 14 + 6
+    // rows with K = 1030 (stream tail K mod 4 = 2) and a partial last panel; 14 + 8 + 7 and 14 + 14 + 14 rows;
+    // three threads, so three per-thread packed copies of x in one scratch; K = 512, where the streams start.
     testGemm(isa, 24, 96, 3072, &pool2, true);
+    testGemm(isa, 14, 100, 3072, &pool2, true);
+    testGemm(isa, 15, 100, 768, &pool2, false);
     for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemm(isa, 20, 70, 1030, p, true);
+    for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) testGemm(isa, 29, 70, 1030, p, true);
+    testGemm(isa, 42, 2304, 768, &pool2, true);
     {
       ThreadPool pool3(3);
       AlignedBuffer shared;  // reused across calls, as the model's scratch is: stale packed x underneath
       testGemm(isa, 12, 769, 513, &pool3, true, &shared);
       testGemm(isa, 7, 200, 512, &pool3, false, &shared);
       testGemm(isa, 23, 64, 800, &pool2, true, &shared);
+      testGemm(isa, 41, 200, 512, &pool3, true, &shared);
       testGemmGelu(isa, 12, 100, 768, Activation::Gelu, &pool3);
+      testGemmGelu(isa, 28, 100, 768, Activation::GeluNew, &pool3);
     }
-    // The AVX-512 packed-x path (M > 24): row tiles of 9 + 9 + 7 and K in balanced blocks (1543 → 515 + 515 + 513,
-    // not a multiple of 16: the pack's masked tail); two row blocks (108 + 89 rows: a short last tile of 5) with
-    // K = 800 → 400 + 400; N tails (33, 100, 2309) on the partial-panel path, which runs the whole K.
+    // The AVX-512 packed-x path (M > 42): row tiles of 11 + 11 + 11 + 10 and K in balanced blocks (1543 → 515 +
+    // 515 + 513, not a multiple of 16: the pack's masked tail); two row blocks (108 + 89 rows: a short last tile of
+    // 5) with K = 800 → 400 + 400; N tails (33, 100, 2309) on the partial-panel path, which runs the whole K. M = 25
+    // with K = 1543 is the small-M path's 14 + 11 with a stream tail of 3.
     for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) {
+      testGemm(isa, 43, 33, 1543, p, true);
       testGemm(isa, 25, 33, 1543, p, true);
       testGemm(isa, 197, 100, 800, p, true);
     }

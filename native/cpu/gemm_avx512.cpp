@@ -1,8 +1,8 @@
 // GEMM y = x Wᵀ + b (AVX-512). W [N][K] is packed once at load into panels of 32 output columns,
-// k-major: panel p holds W[32p + j][k] at [p][k][j] (zero-padded past N). The 12×32 micro-kernel keeps
-// 24 zmm accumulators and broadcasts x[m][k]. Two paths:
+// k-major: panel p holds W[32p + j][k] at [p][k][j] (zero-padded past N). The micro-kernels keep two zmm
+// accumulators per row (12 × 32: 24 zmm; the small-M path's 14 × 32: 28) and broadcast x[m][k]. Two paths:
 //
-// M > 24 (the packed path, this file's driver, packedTask): x is first packed per row tile (≤ 12 rows) into a
+// M > 42 (the packed path, this file's driver, packedTask): x is first packed per row tile (≤ 12 rows) into a
 // contiguous k-major copy (rows floats per k), so the kernel's broadcasts read one sequential stream instead of
 // 12 rows K floats apart (K = 3072: 12 KB apart, every row in the same L1 set; K = 768: 3 KB apart). Packing is its
 // own parallel pass (a 16×16 register transpose per 16 k; 2–3 % of a 64- or 1024-token forward pass in perf) so
@@ -15,9 +15,10 @@
 // rows gain least: 64 × 768 × 3072 306 / 315 → 326 / 345 / 323, 128 × 768 × 3072 284 / 282 → 311 / 316 / 321
 // (≈ 71–77 % of peak; still below 80 %).
 //
-// M ≤ 24 (the small-M path, smallTask below; batch 1): the weight streams from DRAM once per call, so the kernel's
-// job is to keep memory busy: K is not blocked, each panel is read as four concurrent streams, and x is packed into
-// the same row tiles per thread (the section's comment has the why and the measurements).
+// M ≤ 42 (the small-M path, smallTask below; batch 1 up to 42 tokens): the weight streams from DRAM once per call,
+// so the kernel's job is to keep memory busy: K is not blocked, each panel is read as four concurrent streams, the
+// first row tile takes as many rows as the registers hold, and x is packed into row tiles per thread (the section's
+// comment has the why and the measurements).
 //
 // Both paths: the first K block starts from the bias, later ones accumulate into y; a last partial panel runs over
 // the whole K into a stack tile and copies the valid columns out. Epilogue: gemm_gelu_avx512 applies GELU (erf or
@@ -26,8 +27,8 @@
 // Work split: (row block, panel group) tasks, the group count chosen so the task count is a multiple of the thread
 // count where possible (no thread idles at the end); at batch 1 (one row block) that splits N across the threads.
 // From 128 rows per thread on, the packed path splits rows only (rowTask: each core packs and computes its own rows).
-// Row tiles inside a block are balanced from the block's own row count (16 rows → 8 + 8, 64 → 5 × 11 + 9; on the
-// packed path 5 × 12 + 4 measured equal within noise at M = 64).
+// Packed-path row tiles inside a block are balanced from the block's own row count (64 → 5 × 11 + 9; 5 × 12 + 4
+// measured equal within noise at M = 64).
 #include "ops.h"
 #include "simd.h"
 
@@ -257,7 +258,7 @@ void rowTask(void* ctx, int64_t begin, int64_t end, int) {
   }
 }
 
-// ---- The small-M path (M ≤ 2·MR: batch 1) ---------------------------------------------------------------------
+// ---- The small-M path (M ≤ kSmallMaxM: batch 1) ---------------------------------------------------------------
 // The whole weight streams from DRAM once per call and each element feeds only M multiply-adds, so what counts is
 // that the kernel keeps memory busy while it computes. K is not blocked: each panel (K × 128 bytes) is read once, as
 // kStreams concurrent streams (k = i, K/4 + i, K/2 + i, 3K/4 + i; the tail K mod kStreams last, in order): the core
@@ -268,13 +269,25 @@ void rowTask(void* ctx, int64_t begin, int64_t end, int) {
 // plus constant offsets. Before, x was read in place (rows K floats apart): four streams × 12 rows are 48
 // addresses, more than the registers hold, and the compiler reloaded a row pointer from the stack before every
 // broadcast (12 more loads per k step beside the 12 broadcasts and 2 weight loads), so the load ports, not DRAM,
-// set the pace. Each thread packs its own copy on its first task (≤ 24 × K floats), as the AMX small-M engines do
+// set the pace. Each thread packs its own copy on its first task (≤ 42 × K floats), as the AMX small-M engines do
 // (there a tile load stalled on lines another core had just written; one shared copy was not tried here). The
 // kernel sums in the same order as before: bitwise the same output. Measured (48 GEMMs of a 12-token forward over
 // the 12 × 768 model's shapes, 2 threads, median of 100, before / this path alternated in one process, 2 runs; a
 // plain 2-thread read of the same 340 MB takes ~10.0 ms):
 // pool polling 10 µs 11.85 / 11.53 → 11.00 / 10.67 ms (8 tasks per thread, the best split at that polling);
 // polling 50 µs, where threadpool.h's adaptive polling settles at batch 1: 11.38 / 11.15 → 10.43 / 10.25 ms.
+// Row tiles: the first tile's pass streams each panel from DRAM, and its FMAs hide under that wait; a later tile
+// re-reads the panel from cache with memory idle, so the first tile takes all the rows the registers hold (14: 28
+// accumulators, 2 weight vectors, 1 broadcast of the 32 zmm; the compiler spills a few values per 4 k steps at 13
+// and 14 rows) and the rest are balanced over tiles of ≤ 14. Before, rows were balanced over tiles of ≤ 12 (13
+// rows → 7 + 6: two passes where one does) and the path ended at 24 rows. The 12 × 768 model's forward at batch 1,
+// 2 threads, median of 32 calls per variant, variants alternating in one process (ms; before → this): 12 tokens
+// 12.64 → 12.50 (the same tiles), 13: 16.27 → 12.80, 16: 17.80 → 16.59, 20: 19.38 → 18.28, 24: 21.12 → 20.28, 28
+// (the packed path before): 26.21 → 22.50, 29: 26.50 → 24.08, 32: 27.74 → 25.66, 36: 29.44 → 28.64, 42: 33.71 →
+// 31.48. The path ends at three tiles (42 rows): at 48 and 56 rows four tiles of 14 measured within 3 % of the
+// packed path.
+constexpr int kSmallMR = 14;
+constexpr int kSmallMaxM = 3 * kSmallMR;
 constexpr int kStreams = 4;
 constexpr int kStreamK = 512;  // K from which the panel is read as kStreams streams
 constexpr int kStreamPf = 32;  // software prefetch distance per stream, k steps (32 × 128 bytes = 4 KB)
@@ -332,36 +345,40 @@ void kernelS(const float* A, const float* B, int K, const float* bias, int ep, f
 
 void runKernelS(int rows, const float* A, const float* B, int K, const float* bias, int ep, float* C, int ldc,
                 const float* next) {
-  withRows<12>(rows, [&](auto R) { kernelS<decltype(R)::value>(A, B, K, bias, ep, C, ldc, next); });
+  withRows<kSmallMR>(rows, [&](auto R) { kernelS<decltype(R)::value>(A, B, K, bias, ep, C, ldc, next); });
 }
 
 struct SmallJob {
   GemmF32Job j;
   ThreadCopies xc;  // each thread's packed copy of x: row tile at + m·K, [K][rows]
-  int tr;           // rows per tile (gemmTileRows(M, MR))
+  int t0, tr;       // rows of the first tile, and of each later one (run() sets them)
+  // Rows of the tile that starts at row m.
+  int tileRows(int m) const { return imin(m == 0 ? t0 : tr, j.s.M - m); }
 };
 
 void smallTask(void* ctx, int64_t begin, int64_t end, int tid) {
   const SmallJob& sj = *static_cast<const SmallJob*>(ctx);
   const GemmF32Job& j = sj.j;
   const float* xp = sj.xc.get(tid, [&](float* copy) {
-    for (int m = 0; m < j.s.M; m += sj.tr)
-      packTile(j.x + static_cast<size_t>(m) * j.K, imin(sj.tr, j.s.M - m), j.K, copy + static_cast<size_t>(m) * j.K);
+    for (int m = 0, rows; m < j.s.M; m += rows) {
+      rows = sj.tileRows(m);
+      packTile(j.x + static_cast<size_t>(m) * j.K, rows, j.K, copy + static_cast<size_t>(m) * j.K);
+    }
   });
   alignas(64) float bias[NR];
-  alignas(64) float tile[MR * NR];
+  alignas(64) float tile[kSmallMR * NR];
   for (int64_t t = begin; t < end; ++t) {
     const GemmBlock b = gemmBlock(j.s, t);
     for (int p = b.p0; p < b.p1; ++p) {
       const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
       const float* bp = gemmPanelBias<NR>(j.bias, n0, cols, bias);
-      for (int m = 0; m < j.s.M; m += sj.tr) {
-        const int rows = imin(sj.tr, j.s.M - m);
+      for (int m = 0, rows; m < j.s.M; m += rows) {
+        rows = sj.tileRows(m);
         const float* A = xp + static_cast<size_t>(m) * j.K;
         float* Y = j.y + static_cast<size_t>(m) * j.N + n0;
         // The next panel read: this one again for the next row tile, else the group's next panel.
-        const float* next = m + sj.tr < j.s.M ? B : p + 1 < b.p1 ? B + static_cast<size_t>(j.K) * NR : nullptr;
+        const float* next = m + rows < j.s.M ? B : p + 1 < b.p1 ? B + static_cast<size_t>(j.K) * NR : nullptr;
         if (cols == NR) {
           runKernelS(rows, A, B, j.K, bp, j.ep, Y, j.N, next);
         } else {  // the last, partial panel: through a stack tile, valid columns copied out
@@ -397,18 +414,22 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   // measurable wall time.
   AlignedBuffer local;
   AlignedBuffer& xp = w.act_scratch ? *w.act_scratch : local;
-  if (M <= 2 * MR) {
+  if (M <= kSmallMaxM) {
     // Small M (batch 1): one row block, N split into 2 tasks per thread. Measured (the harness above, polling 50
-    // µs, with the pool as it was before cdddfe8; not re-measured since the pool's threads stopped sleeping inside
-    // a forward pass): 1 / 2 / 4 tasks per thread within 1 % of each other, 8 tasks 3-4 % slower (my reading: each
-    // task's first panel starts its streams cold); with 10 µs polling 8 tasks were best (my reading: with fewer,
-    // larger tasks the thread that finished first waited longer and went to sleep more often).
+    // µs, with the pool as it was before cdddfe8): 1 / 2 / 4 tasks per thread within 1 % of each other, 8 tasks
+    // 3-4 % slower (my reading: each task's first panel starts its streams cold); with 10 µs polling 8 tasks were
+    // best (my reading: with fewer, larger tasks the thread that finished first waited longer and went to sleep
+    // more often). With the current pool (the 12-token forward, 2 threads, median of 400 calls per variant,
+    // alternating, two runs): 1 / 2 / 4 / 8 tasks 12.70 / 12.70 / 12.80 / 13.17 ms and 12.62 / 12.58 / 12.63 / 13.03.
+    // Tiles: the first takes min(M, kSmallMR) rows, the rest are balanced over tiles of ≤ kSmallMR (the section's
+    // comment says why).
     j.s = gemmSplitColumns(M, w.N, NR, T, 2);
     j.kc = w.K;
     SmallJob sj;
     sj.j = j;
     sj.xc.reserve(xp, static_cast<size_t>(M) * w.K, T);
-    sj.tr = gemmTileRows(M, MR);
+    sj.t0 = imin(M, kSmallMR);
+    sj.tr = M > sj.t0 ? gemmTileRows(M - sj.t0, kSmallMR) : sj.t0;
     parallelRun(pool, j.s.tasks(), 1, smallTask, &sj);
     return;
   }

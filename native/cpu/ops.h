@@ -80,7 +80,7 @@ struct PackedWeight {
   const float* qscale = nullptr;
   const int32_t* qsum = nullptr;
   // Scratch for the GEMM's per-call copy of x — int8: the quantised activations; fp32 AVX-512: x packed in row tiles;
-  // bf16 small-M engines: x rounded to bf16; the fp32 AVX-512 small-M path (≤ 24 rows) and the AMX small-M engines
+  // bf16 small-M engines: x rounded to bf16; the fp32 AVX-512 small-M path (≤ 42 rows) and the AMX small-M engines
   // at ≤ 32 rows: one such copy per thread (ThreadCopies, gemm_driver.h) — owned by the model (one per model:
   // encode() is serialised) and grown by the GEMM to the largest size seen; null = the GEMM allocates its own (op
   // tests, benchmarks).
