@@ -219,6 +219,34 @@ static void testGemmLongK(Isa isa) {
   for (Activation act : {Activation::Gelu, Activation::GeluNew}) testGemmGelu(isa, 70, 773, 3072, act, &pool2);
 }
 
+// The AVX-512 small-M path (M ≤ 42) sums every element in the same k order whichever tile computes it (a lone
+// tile, the first or second of two interleaved by chunks, one of three passes), so each row of an M-row GEMM equals,
+// bitwise, the same row computed alone (M = 1); the stream tail (K = 1030: K mod 4 = 2) and a partial panel included.
+static void testGemmSmallRowsBitwise(Isa isa) {
+  if (isa != Isa::Avx512) return;
+  ThreadPool pool2(2);
+  const int N = 100, K = 1030;
+  auto W = rnd(size_t(N) * K), b = rnd(N);
+  PackedWeight pw;
+  pw.raw = W.data();
+  pw.N = N;
+  pw.K = K;
+  const Ops& ops = opsFor(isa);
+  ops.pack(pw);
+  for (int M : {14, 16, 24, 28, 41}) {
+    auto x = rnd(size_t(M) * K);
+    std::vector<float> all(size_t(M) * N), one(N);
+    ops.gemm(x.data(), M, pw, b.data(), all.data(), &pool2);
+    bool same = true;
+    for (int m = 0; m < M; ++m) {
+      ops.gemm(x.data() + size_t(m) * K, 1, pw, b.data(), one.data(), &pool2);
+      same = same && std::memcmp(one.data(), all.data() + size_t(m) * N, N * sizeof(float)) == 0;
+    }
+    report(same, fmt("gemm_%s small-M rows bitwise M=%d N=%d K=%d", isaName(isa), M, N, K),
+           "each row equals the row computed alone");
+  }
+}
+
 // The AVX-512 packed path's row split (from 128 rows per thread; other ISAs run the same shapes on their own
 // drivers): 2 tasks of 128 + 129 rows (tiles 10 × 12 + 8 and 10 × 12 + 9) with an N tail and K in two blocks
 // (501 + 500); 3 threads over 401 rows (133 / 134 / 134) with four K blocks; more tasks than threads (1000 rows,
@@ -1464,6 +1492,7 @@ int main(int argc, char** argv) {
     testGemm(isa, 61, 72 * 32 + 5, 769, &pool2, false);
     testGemmLongK(isa);
     testGemmRowSplit(isa);
+    testGemmSmallRowsBitwise(isa);
     {  // one scratch for several GEMMs, as the model shares it: grown, reused for a smaller M × K (stale contents
        // from the earlier GEMM underneath), grown again
       AlignedBuffer shared;
