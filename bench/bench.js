@@ -332,6 +332,26 @@ async function workloadBIdle(peers, batch, samples, idleMs = 500) {
   return statsOf(ts, (s) => ({ p50: median(s), max: s[s.length - 1], runs: s.length }));
 }
 
+// (b) real sentences: KorSTS-test sentences one at a time (every `stride`-th, so lengths spread as in the set), mean
+// and p50 ms per sentence per peer — a search query is one sentence of whatever length it has, and per-call cost
+// depends on the length (ours: up to 14 tokens a GEMM streams each weight once with all rows; 15–42 in two or three
+// row tiles). Peers take turns in blocks of `block` sentences, each turn after `turnWarmMs` of untimed runs (as (b)).
+async function workloadBSentences(peers, singles, block = 50, turnWarmMs = 300) {
+  const ts = {};
+  for (const p of peers) {
+    for (let i = 0; i < 5; i++) await p.run(singles[0]);
+    ts[p.name] = [];
+  }
+  for (let i0 = 0; i0 < singles.length; i0 += block) {
+    for (const p of peers) {
+      await sleep(50);
+      for (const t0 = now(); now() - t0 < turnWarmMs;) await p.run(singles[i0]);
+      for (let i = i0; i < Math.min(i0 + block, singles.length); i++) await timedRun(p, singles[i], ts);
+    }
+  }
+  return statsOf(ts, (s) => ({ mean: s.reduce((x, y) => x + y, 0) / s.length, p50: pct(s, 50), runs: s.length }));
+}
+
 // (c) grid batch × length: synthetic ids ([CLS] random [SEP]), sentences/s from the median of `reps` calls.
 function syntheticBatch(B, L, seed) {
   let x = seed >>> 0;
@@ -504,6 +524,13 @@ function report(ctx) {
         L.push(`| (b) same, first call after 0.5 s idle, ${what} of ${bi.ours.runs} (ms) | ${f('ours', x)} | ${f('ort', x)} | ${fmtRatio(bi.ours[x] / bi.ort[x])} | ${f('int8', x)} | ${bi.int8 ? fmtRatio(bi.ours[x] / bi.int8[x]) : '–'} | ${f('bf16', x)} | ${bi.bf16 ? fmtRatio(bi.bf16[x] / bi.ort[x]) : '–'} ${q8(bi.i8 && bi.i8[x], bi.int8 && bi.int8[x], bi.ort[x], f2)} | lower |`);
       }
     }
+    if (r.bSent) {
+      const bs = r.bSent;
+      const f = (k, x) => (bs[k] ? f2(bs[k][x]) : '–');
+      for (const [x, what] of [['mean', 'mean'], ['p50', 'p50']]) {
+        L.push(`| (b) KorSTS-test sentences one at a time (${bs.n}: every ${bs.stride}th, ${bs.minTokens}–${bs.maxTokens} tokens, mean ${bs.meanTokens.toFixed(1)}), ${what} per sentence (ms) | ${f('ours', x)} | ${f('ort', x)} | ${fmtRatio(bs.ours[x] / bs.ort[x])} | ${f('int8', x)} | ${bs.int8 ? fmtRatio(bs.ours[x] / bs.int8[x]) : '–'} | ${f('bf16', x)} | ${bs.bf16 ? fmtRatio(bs.bf16[x] / bs.ort[x]) : '–'} ${q8(bs.i8 && bs.i8[x], bs.int8 && bs.int8[x], bs.ort[x], f2)} | lower |`);
+      }
+    }
     for (const c of r.c) {
       L.push(`| (c) batch ${c.B} × ${c.L} tokens (sentences/s) | ${c.ours.toFixed(1)} | ${c.ort.toFixed(1)} | **${fmtRatio(c.ours / c.ort)}** | ${c['ort-int8'] ? c['ort-int8'].toFixed(1) : '–'} | ${c['ort-int8'] ? fmtRatio(c.ours / c['ort-int8']) : '–'} | ${f1(c['ours-bf16'])} | ${c['ours-bf16'] ? fmtRatio(c['ours-bf16'] / c.ort) : '–'} ${q8(c['ours-int8'], c['ort-int8'], c.ort, f1)} | higher |`);
     }
@@ -522,6 +549,7 @@ function report(ctx) {
       L.push(`| (a) KorSTS-test, batch 32, model only (sentences/s) | ${r.a.ours.toFixed(1)} | ${r.a.tjs.toFixed(1)} | **${fmtRatio(r.a.ours / r.a.tjs)}** | higher |`);
       L.push(`| (b) batch 1, p50 (ms) | ${r.b.ours.p50.toFixed(2)} | ${r.b.tjs.p50.toFixed(2)} | **${fmtRatio(r.b.ours.p50 / r.b.tjs.p50)}** | lower |`);
       L.push(`| (b) batch 1, p99 (ms) | ${r.b.ours.p99.toFixed(2)} | ${r.b.tjs.p99.toFixed(2)} | ${fmtRatio(r.b.ours.p99 / r.b.tjs.p99)} | lower |`);
+      if (r.bSent && r.bSent.tjs) L.push(`| (b) KorSTS-test sentences one at a time, mean (ms) | ${r.bSent.ours.mean.toFixed(2)} | ${r.bSent.tjs.mean.toFixed(2)} | ${fmtRatio(r.bSent.ours.mean / r.bSent.tjs.mean)} | lower |`);
       if (r.bIdle && r.bIdle.tjs) L.push(`| (b) first call after 0.5 s idle, median (ms) | ${r.bIdle.ours.p50.toFixed(2)} | ${r.bIdle.tjs.p50.toFixed(2)} | ${fmtRatio(r.bIdle.ours.p50 / r.bIdle.tjs.p50)} | lower |`);
     }
     L.push('');
@@ -573,7 +601,7 @@ function report(ctx) {
   L.push('');
   L.push('- Same process, same token ids: both peers get the KoBERT tokenizer\'s ids (this package\'s tokenizer, equal to the Python one); the klue-shaped model is a 32000-row embedding table fed the same ids. Batches are formed the sentence-transformers way (longest first, 32 per batch); ORT gets each batch padded to its longest sequence with an attention mask, ours gets it packed (no padding).');
   L.push('- Both produce mean-pooled sentence embeddings: ours in the core, ORT in the graph (the export adds masked mean pooling).');
-  L.push('- (a) best of the full passes (peers take turns pass by pass) after a 3-batch warm-up; (b) after warm-up runs, percentiles over ≥ 100 timed runs per peer (turns in blocks of 20, each turn after ≥ 300 ms of untimed runs: a call\'s time on this VM falls over the first ~20–30 calls after the process did anything else, for every peer), and separately the first call after 0.5 s with nothing running (median and worst, peers taking turns); (c) median of the calls; end to end includes tokenization and packing / padding.');
+  L.push('- (a) best of the full passes (peers take turns pass by pass) after a 3-batch warm-up; (b) after warm-up runs, percentiles over ≥ 100 timed runs per peer (turns in blocks of 20, each turn after ≥ 300 ms of untimed runs: a call\'s time on this VM falls over the first ~20–30 calls after the process did anything else, for every peer), and separately the first call after 0.5 s with nothing running (median and worst, peers taking turns), and every 9th KorSTS-test sentence one at a time (each its own length, as search queries come; blocks of 50 per turn, each turn after 300 ms of untimed runs); (c) median of the calls; end to end includes tokenization and packing / padding.');
   L.push('- (d) separate child processes per peer (so one peer\'s memory does not count for the other); RSS includes the file-backed pages of memory-mapped weights. Peak = VmHWM (reset after load) over the first 24 batches of (a), which hold its longest sentences.');
   L.push(`- "ours bf16" is the opt-in precision \'bf16\' (weights rounded to bf16 at load, activations rounded to bf16 once per GEMM or block, fp32 accumulation), selected here with $KST_PRECISION=bf16; on this CPU it runs on ${mach.flags.includes('amx_bf16') ? 'AMX-BF16 tiles (a small-M engine up to 512 tokens per GEMM, in passes of 32 rows over each weight panel, the blocked engine above)' : 'AVX512-BF16 vdpbf16ps (bf16 widened to fp32 FMAs up to 24 tokens per GEMM)'}.`);
   L.push(`- "ours int8" is the opt-in precision \'int8\' (weights quantised per output channel to int8 at load, activations per token to u8 with a zero point on every GEMM, exact int32 sums; embeddings, LayerNorm, attention and pooling in fp32), selected here with $KST_PRECISION=int8; on this CPU it runs on ${mach.flags.includes('amx_int8') ? 'AMX-INT8 tiles (a small-M engine up to 384 tokens per GEMM, in passes of 32 rows over each weight panel, the blocked engine above)' : mach.flags.includes('avx512_vnni') ? 'AVX512-VNNI vpdpbusd' : mach.flags.includes('avx_vnni') ? 'AVX-VNNI vpdpbusd' : 'nothing: no VNNI, so it falls back to fp32'}. ORT int8 is ORT\'s own dynamic quantisation of the same graph.`);
@@ -668,6 +696,12 @@ async function main() {
     console.error(`${name}: (b) ${JSON.stringify(b)}`);
     const bi = await workloadBIdle(withTjs, bBatch, q ? 5 : 15);
     console.error(`${name}: (b) after idle ${JSON.stringify(bi)}`);
+    const stride = q ? 16 : 9;
+    const sample = sentencesAll.filter((_, i) => i % stride === 0);
+    const singles = sample.map((t) => pack(ours.tokenize([t])));
+    const lens = singles.map((x) => x.ids.length);
+    const bs = await workloadBSentences(withTjs, singles);
+    console.error(`${name}: (b) sentences ${JSON.stringify(bs)}`);
     const grid = [];
     for (const B of [1, 8, 32]) for (const Lq of [16, 64, 128]) grid.push([B, Lq]);
     const c = fullSet ? await workloadC(all, grid, q ? 3 : B_REPS) : [];
@@ -693,6 +727,9 @@ async function main() {
       e2e,
       b: { ours: b.ours, ort: b.ort, int8: b['ort-int8'], tjs: b.tjs, bf16: b['ours-bf16'], i8: b['ours-int8'] },
       bIdle: { ours: bi.ours, ort: bi.ort, int8: bi['ort-int8'], tjs: bi.tjs, bf16: bi['ours-bf16'], i8: bi['ours-int8'] },
+      bSent: { ours: bs.ours, ort: bs.ort, int8: bs['ort-int8'], tjs: bs.tjs, bf16: bs['ours-bf16'], i8: bs['ours-int8'],
+        n: singles.length, stride, meanTokens: lens.reduce((x, y) => x + y, 0) / lens.length,
+        minTokens: Math.min(...lens), maxTokens: Math.max(...lens) },
       bText,
       bTokens: bBatch.ids.length,
       c,
