@@ -62,6 +62,14 @@ static std::vector<Isa> simdIsas() {
   return r;
 }
 
+// pw = W [N][K] packed by ops.pack (fp32, the ISA's panels).
+static void packFp32(const Ops& ops, PackedWeight& pw, const std::vector<float>& W, int N, int K) {
+  pw.raw = W.data();
+  pw.N = N;
+  pw.K = K;
+  ops.pack(pw);
+}
+
 // ---------------------------------------------------------------- GEMM
 // Bound: |y - ref| <= 1e-5 · (Σ_k |x_k w_k| + |b|) + 1e-6 (only the summation order may differ).
 // scratch: the model's PackedWeight::act_scratch (null: the GEMM uses a buffer of its own).
@@ -70,12 +78,9 @@ static void testGemm(Isa isa, int M, int N, int K, ThreadPool* pool, bool bias, 
   std::vector<float> ref(size_t(M) * N), got(size_t(M) * N, NAN);
   gemm_raw_ref(x.data(), M, N, K, W.data(), bias ? b.data() : nullptr, ref.data());
   PackedWeight pw;
-  pw.raw = W.data();
-  pw.N = N;
-  pw.K = K;
   pw.act_scratch = scratch;
   const Ops& ops = opsFor(isa);
-  ops.pack(pw);
+  packFp32(ops, pw, W, N, K);
   ops.gemm(x.data(), M, pw, bias ? b.data() : nullptr, got.data(), pool);
   double worst = 0, maxd = 0;
   bool ok = true;
@@ -176,11 +181,8 @@ static void testGemmGelu(Isa isa, int M, int N, int K, Activation act, ThreadPoo
   std::vector<float> ref = z;
   gelu_ref(ref.data(), ref.size(), act, nullptr);
   PackedWeight pw;
-  pw.raw = W.data();
-  pw.N = N;
-  pw.K = K;
   const Ops& ops = opsFor(isa);
-  ops.pack(pw);
+  packFp32(ops, pw, W, N, K);
   ops.gemm_gelu(x.data(), M, pw, b.data(), got.data(), act, pool);
   bool ok = true;
   double worst = 0, maxd = 0;
@@ -228,11 +230,8 @@ static void testGemmSmallRowsBitwise(Isa isa) {
   const int N = 100, K = 1030;
   auto W = rnd(size_t(N) * K), b = rnd(N);
   PackedWeight pw;
-  pw.raw = W.data();
-  pw.N = N;
-  pw.K = K;
   const Ops& ops = opsFor(isa);
-  ops.pack(pw);
+  packFp32(ops, pw, W, N, K);
   for (int M : {14, 16, 24, 28, 41}) {
     auto x = rnd(size_t(M) * K);
     std::vector<float> all(size_t(M) * N), one(N);

@@ -436,13 +436,14 @@ void smallTask(void* ctx, int64_t begin, int64_t end, int tid) {
   });
   alignas(64) float bias[NR];
   alignas(64) float tile[kSmallMR * NR];
+  const bool twoTiles = j.s.M > sj.t0 && j.s.M <= 2 * kSmallMR && j.K >= kStreamK;  // interleaved by chunks
   for (int64_t t = begin; t < end; ++t) {
     const GemmBlock b = gemmBlock(j.s, t);
     for (int p = b.p0; p < b.p1; ++p) {
       const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
       const float* bp = gemmPanelBias<NR>(j.bias, n0, cols, bias);
-      if (j.s.M > sj.t0 && j.s.M <= 2 * kSmallMR && j.K >= kStreamK) {  // two tiles: interleaved by chunks
+      if (twoTiles) {
         smallPanelTwoTiles(sj, xp, B, bp, p + 1 < b.p1 ? B + static_cast<size_t>(j.K) * NR : nullptr, n0, cols, tile);
         continue;
       }
