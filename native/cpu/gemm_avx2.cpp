@@ -86,9 +86,7 @@ void smallTask(void* ctx, int64_t begin, int64_t end, int) {
   for (int64_t t = begin; t < end; ++t) {
     const GemmBlock b = gemmBlock(j.s, t);
     for (int p = b.p0; p < b.p1; ++p) {
-      const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
-      const int n0 = p * NR, cols = imin(NR, j.N - n0);
-      const float* bp = gemmPanelBias<NR>(j.bias, n0, cols, bias);
+      const auto [B, n0, cols, bp] = gemmPanelRef<NR>(j, p, bias);
       float* C = cols == NR ? j.y + n0 : tile;
       const int ldc = cols == NR ? j.N : NR;
       for (int k0 = 0; k0 < j.K; k0 += kChunkK)
@@ -96,8 +94,7 @@ void smallTask(void* ctx, int64_t begin, int64_t end, int) {
           runKernel(imin(MR, j.s.M - m), j.x + static_cast<size_t>(m) * j.K + k0, j.K, B + static_cast<size_t>(k0) * NR,
                     imin(kChunkK, j.K - k0), bp, k0 > 0, C + static_cast<size_t>(m) * ldc, ldc);
       if (cols != NR)
-        for (int r = 0; r < j.s.M; ++r)
-          for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(r) * j.N + n0 + c] = tile[r * NR + c];
+        gemmTileOut<NR>(tile, j.s.M, cols, j.y + n0, j.N);
     }
   }
 }

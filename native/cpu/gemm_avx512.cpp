@@ -213,8 +213,7 @@ void computeBlock(const PackedJob& pj, int m0, int m1, int p0, int p1) {
     for (int m = m0; m < m1; m += tr) {
       const int rows = imin(tr, m1 - m);
       runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K, B, j.K, bias, false, j.ep, tile, NR, B, 0);
-      for (int r = 0; r < rows; ++r)
-        for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
+      gemmTileOut<NR>(tile, rows, cols, j.y + static_cast<size_t>(m) * j.N + n0, j.N);
     }
   }
 }
@@ -420,8 +419,7 @@ void smallPanelTwoTiles(const SmallJob& sj, const float* xp, const float* B, con
                                   cols == NR ? Y : tile, cols == NR ? j.N : NR);
     });
     if (cols != NR)
-      for (int r = 0; r < rs[t]; ++r)
-        for (int c = 0; c < cols; ++c) Y[static_cast<size_t>(r) * j.N + c] = tile[r * NR + c];
+      gemmTileOut<NR>(tile, rs[t], cols, Y, j.N);
   }
 }
 
@@ -440,9 +438,7 @@ void smallTask(void* ctx, int64_t begin, int64_t end, int tid) {
   for (int64_t t = begin; t < end; ++t) {
     const GemmBlock b = gemmBlock(j.s, t);
     for (int p = b.p0; p < b.p1; ++p) {
-      const float* B = j.packed + static_cast<size_t>(p) * j.K * NR;
-      const int n0 = p * NR, cols = imin(NR, j.N - n0);
-      const float* bp = gemmPanelBias<NR>(j.bias, n0, cols, bias);
+      const auto [B, n0, cols, bp] = gemmPanelRef<NR>(j, p, bias);
       if (twoTiles) {
         smallPanelTwoTiles(sj, xp, B, bp, p + 1 < b.p1 ? B + static_cast<size_t>(j.K) * NR : nullptr, n0, cols, tile);
         continue;
@@ -457,8 +453,7 @@ void smallTask(void* ctx, int64_t begin, int64_t end, int tid) {
           runKernelS(rows, A, B, j.K, bp, j.ep, Y, j.N, next);
         } else {  // the last, partial panel: through a stack tile, valid columns copied out
           runKernelS(rows, A, B, j.K, bp, j.ep, tile, NR, next);
-          for (int r = 0; r < rows; ++r)
-            for (int c = 0; c < cols; ++c) Y[static_cast<size_t>(r) * j.N + c] = tile[r * NR + c];
+          gemmTileOut<NR>(tile, rows, cols, Y, j.N);
         }
       }
     }

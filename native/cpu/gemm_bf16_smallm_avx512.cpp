@@ -153,8 +153,7 @@ KST_BF16_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
         } else {  // partial last panel: through the stack tile, valid columns copied out
           runKernel(rows, A, j.KP, B, j.KP, bp, tile, NR);
           if (j.ep) gemmGeluEpilogue32(j.ep, tile, rows, NR);
-          for (int r = 0; r < rows; ++r)
-            for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
+          gemmTileOut<NR>(tile, rows, cols, j.y + static_cast<size_t>(m) * j.N + n0, j.N);
         }
       }
     }

@@ -90,10 +90,17 @@ inline const float* gemmPanelBias(const float* bias, int n0, int cols, float* bu
   return buf;
 }
 
+// The valid columns of a partial panel's stack tile (rows × NR) into y: rows × cols at y, row stride ldy.
+template <int NR>
+inline void gemmTileOut(const float* tile, int rows, int cols, float* y, int ldy) {
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) y[static_cast<size_t>(r) * ldy + c] = tile[r * NR + c];
+}
+
 // Per-thread copies of a GEMM's x (the small-M engines): thread tid's copy is `slice` floats at base + tid · slice
 // in one scratch buffer, made by that thread on its first task of the call. Why per thread: a core's reads of lines
 // another core has just written stall (measured for AMX tile loads, gemm_bf16_amx_small_avx512.cpp), and making
-// a copy of ≤ 32 × K values once per thread costs next to nothing. One per call (made[] starts zeroed).
+// a copy of ≤ 42 × K values once per thread costs next to nothing. One per call (made[] starts zeroed).
 struct ThreadCopies {
   float* base = nullptr;  // null: not in use
   size_t slice = 0;       // floats per copy, a multiple of 16 (64-byte aligned copies)
@@ -301,6 +308,18 @@ struct GemmF32Job {
   int kc;
 };
 
+// Panel p of a whole-K job: its packed weights, first column, valid columns and bias (gemmPanelBias; buf: NR floats).
+struct GemmPanelRef {
+  const float* B;
+  int n0, cols;
+  const float* bias;
+};
+template <int NR>
+inline GemmPanelRef gemmPanelRef(const GemmF32Job& j, int p, float* buf) {
+  const int n0 = p * NR, cols = imin(NR, j.N - n0);
+  return {j.packed + static_cast<size_t>(p) * j.K * NR, n0, cols, gemmPanelBias<NR>(j.bias, n0, cols, buf)};
+}
+
 // Kernel: C[rows][NR] = (acc ? C : bias) + A[rows][0:K] · B[0:K][NR]
 using GemmF32Kernel = void (*)(int rows, const float* A, int lda, const float* B, int K, const float* bias, bool acc,
                                float* C, int ldc);
@@ -345,8 +364,7 @@ void gemmF32Task(void* ctx, int64_t begin, int64_t end, int) {
       for (int m = m0; m < m1; m += MR) {
         const int rows = imin(MR, m1 - m);
         runKernel(rows, j.x + static_cast<size_t>(m) * j.K, j.K, B, j.K, bias, false, tile, NR);
-        for (int r = 0; r < rows; ++r)
-          for (int c = 0; c < cols; ++c) j.y[static_cast<size_t>(m + r) * j.N + n0 + c] = tile[r * NR + c];
+        gemmTileOut<NR>(tile, rows, cols, j.y + static_cast<size_t>(m) * j.N + n0, j.N);
       }
     }
   }
