@@ -526,6 +526,30 @@ static void testGelu(Isa isa, Activation act, size_t n, ThreadPool* pool) {
          fmt("max|d|=%.2e", maxd));
 }
 
+// The vector GELU (erf form) below x = −9·√2 returns ±0 (the exact value is under 2.7e-36; simd.h, kGeluErfcMax says
+// why: the erfc there went through subnormal floats, slow on this CPU), and nowhere a subnormal output; checked over x
+// in [−16, −12] and around the cut, within testGelu's bound. (Before the cut, x = −14 gave −1.4e-38 from a clamped
+// exp and a subnormal erfc on the way: the speed, not the value, was the problem; the value check pins the cut.)
+static void testGeluNoSubnormals(Isa isa) {
+  std::vector<float> x;
+  for (int i = 0; i <= 4000; ++i) x.push_back(-16.f + 4.f * float(i) / 4000.f);
+  for (float c : {-12.7279221f, -12.7279f, -12.728f, -13.2f, -13.5f})
+    for (int d = -3; d <= 3; ++d) x.push_back(std::nextafter(c, d < 0 ? -100.f : 100.f) + 1e-6f * float(d));
+  auto ref = x, got = x;
+  gelu_ref(ref.data(), x.size(), Activation::Gelu, nullptr);
+  opsFor(isa).gelu(got.data(), x.size(), Activation::Gelu, nullptr);
+  int subnormal = 0, bad = 0, nonzero = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    subnormal += std::fpclassify(got[i]) == FP_SUBNORMAL;
+    if (isa != Isa::Scalar) nonzero += x[i] < -12.728f && got[i] != 0.f;
+    bad += !(std::fabs(double(got[i]) - ref[i]) <= 2e-6 * std::fabs(ref[i]) + 2e-7 * std::fabs(x[i]));
+  }
+  report(subnormal == 0 && bad == 0 && nonzero == 0,
+         fmt("gelu_%s erf x in [-16, -12]: 0 below -9·√2, no subnormal output", isaName(isa)),
+         fmt("%d subnormal, %d outside the bound, %d nonzero below the cut, of %zu", subnormal, bad, nonzero,
+             x.size()));
+}
+
 // ---------------------------------------------------------------- LayerNorm
 // Bound: |y - ref| <= 1e-5 · (1 + |ref|).
 static void testLayerNorm(Isa isa, int M, int N, bool residual, bool inplace, ThreadPool* pool) {
@@ -1510,6 +1534,7 @@ int main(int argc, char** argv) {
     for (Activation act : {Activation::Gelu, Activation::GeluNew})
       for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(17), size_t(33), size_t(4099), size_t(100000)})
         testGelu(isa, act, n, n > 1000 ? &pool2 : nullptr);
+    testGeluNoSubnormals(isa);
     for (int N : {1, 7, 16, 17, 64, 100, 768, 769})
       for (int M : {1, 3, 17}) testLayerNorm(isa, M, N, M != 3, M == 17, M == 17 ? &pool2 : nullptr);
     for (int HS : {16, 32, 64, 13, 8, 24}) {

@@ -44,6 +44,15 @@ constexpr float kE0 = 1.9875691500E-4f, kE1 = 1.3981999507E-3f, kE2 = 8.33345190
 // error < 1.2e-7 over all z (Press et al., Numerical Recipes §6.2).
 constexpr float kC[10] = {-1.26551223f, 1.00002368f, 0.37409196f,  0.09678418f, -0.18628806f,
                           0.27886807f,  -1.13520398f, 1.48851587f, -0.82215223f, 0.17087277f};
+// The vector GELU (erf form) takes erfc(|z|) as 0 from |z| = 9 (x ≤ −9·√2 ≈ −12.73): there erfc < 4.2e-37 and the
+// exact GELU is under 2.7e-36 in size, and computing it went through subnormal floats (t · exp(−z² + P) under
+// 1.2e-38 from x ≈ −13.2; exp itself is clamped to normal results), which this CPU handles in microcode, per
+// instruction: 512 × 3072 × 768 GEMM + GELU, 2 threads, pre-activations of standard deviation ≈ 9 (8 % below −13,
+// so 3 of 4 vectors of 16 hold one), ran at 0.48-0.52 of the plain GEMM's speed (AVX2 kernels: 0.58), and at
+// 0.92-0.93 (0.93) with the cut; calls alternating in one process. The reference's 0.5·x·(1 + erf) form (and
+// PyTorch's) is already 0 from x ≈ −5.9. Up to |z| = 9 every step stays a normal float (exp's argument ≥ −82.2,
+// t ≥ 0.18).
+constexpr float kGeluErfcMax = 9.f;
 
 #ifdef __AVX2__
 inline float hsum8(__m256 v) {
@@ -87,11 +96,12 @@ inline __m256 erfc_pos8(__m256 z) {
   return _mm256_mul_ps(t, exp8(arg));
 }
 
-// Exact GELU 0.5·x·(1 + erf(x/√2)) = 0.5·x·erfc(-x/√2), accurate in relative terms for every x.
+// Exact GELU 0.5·x·(1 + erf(x/√2)) = 0.5·x·erfc(-x/√2), accurate in relative terms for x > −9·√2; below that
+// −0 (see kGeluErfcMax).
 inline __m256 gelu_erf8(__m256 x) {
   const __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(-0.70710678118654752f));
-  const __m256 az = _mm256_andnot_ps(_mm256_set1_ps(-0.f), z);
-  const __m256 e = erfc_pos8(az);
+  const __m256 az = _mm256_min_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), z), _mm256_set1_ps(kGeluErfcMax));
+  const __m256 e = _mm256_and_ps(erfc_pos8(az), _mm256_cmp_ps(az, _mm256_set1_ps(kGeluErfcMax), _CMP_LT_OQ));
   // erfc(z) = e for z >= 0, 2 - e for z < 0
   const __m256 neg = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LT_OQ);
   const __m256 ec = _mm256_blendv_ps(e, _mm256_sub_ps(_mm256_set1_ps(2.f), e), neg);
@@ -129,11 +139,12 @@ inline __m512 exp16(__m512 x) {
 inline __m512 gelu_erf16(__m512 x) {
   const __m512 one = _mm512_set1_ps(1.f);
   const __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(-0.70710678118654752f));
-  const __m512 az = _mm512_abs_ps(z);
+  const __m512 az = _mm512_min_ps(_mm512_abs_ps(z), _mm512_set1_ps(kGeluErfcMax));
   __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(az, _mm512_set1_ps(0.5f), one));
   __m512 p = _mm512_set1_ps(kC[9]);
   for (int i = 8; i >= 0; --i) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(kC[i]));
-  const __m512 e = _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(az, az, p)));
+  const __m512 e = _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(az, _mm512_set1_ps(kGeluErfcMax), _CMP_LT_OQ), t,
+                                       exp16(_mm512_fnmadd_ps(az, az, p)));
   const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
   const __m512 ec = _mm512_mask_sub_ps(e, neg, _mm512_set1_ps(2.f), e);
   return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), ec);
