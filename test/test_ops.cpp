@@ -202,6 +202,34 @@ static void testGemmGelu(Isa isa, int M, int N, int K, Activation act, ThreadPoo
          fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
 }
 
+// The fused GELU epilogue gives, bitwise, what the GEMM followed by the ISA's own GELU pass (ops.gelu) gives: the
+// kernels apply the same vector GELU to the same sums in registers. Shapes per driver: AVX2 one row tile over the
+// whole K, 7-24 rows in chunks of 64 k (K = 300: a short last chunk), K blocks of 256 from 49 rows with a partial
+// last panel (N = 70); AVX-512 small-M (14 + 10 rows, four streams), two interleaved tiles (20 rows), the packed
+// path with three K blocks and a partial panel.
+static void testGemmGeluFusedBitwise(Isa isa) {
+  ThreadPool pool2(2);
+  const Ops& ops = opsFor(isa);
+  const int shapes[][3] = {{5, 40, 700}, {13, 70, 300}, {24, 64, 1030}, {61, 70, 700}, {20, 100, 1030},
+                           {43, 70, 1601}};
+  for (Activation act : {Activation::Gelu, Activation::GeluNew})
+    for (auto& sh : shapes)
+      for (ThreadPool* p : {(ThreadPool*)nullptr, &pool2}) {
+        const int M = sh[0], N = sh[1], K = sh[2];
+        auto x = rnd(size_t(M) * K), W = rnd(size_t(N) * K), b = rnd(N);
+        PackedWeight pw;
+        packFp32(ops, pw, W, N, K);
+        std::vector<float> fused(size_t(M) * N, NAN), twoPass(size_t(M) * N, NAN);
+        ops.gemm_gelu(x.data(), M, pw, b.data(), fused.data(), act, p);
+        ops.gemm(x.data(), M, pw, b.data(), twoPass.data(), p);
+        ops.gelu(twoPass.data(), twoPass.size(), act, p);
+        report(std::memcmp(fused.data(), twoPass.data(), fused.size() * sizeof(float)) == 0,
+               fmt("gemm_gelu_%s %s M=%d N=%d K=%d threads=%d fused == GEMM then GELU pass (bitwise)", isaName(isa),
+                   act == Activation::Gelu ? "erf" : "tanh", M, N, K, poolSize(p)),
+               "");
+      }
+}
+
 // K = 3072 (the FFN output projection: four K blocks on the AVX-512 packed path) on both sides of the M = 42
 // threshold (42: three small-M tiles of 14); several row blocks (397 rows: 3 blocks) with an odd K and an N tail;
 // a panel group holding only the partial panel (N = 16); 3 threads on 2 cores; GELU after four K blocks.
@@ -1531,6 +1559,7 @@ int main(int argc, char** argv) {
       testGemmGelu(isa, 37, 70, 50, act, &pool2, 8.f);  // large pre-activations: both tails of GELU
       testGemmGelu(isa, 43, 70, 1601, act, &pool2);       // packed path: 3 K blocks, then the epilogue; N tail
     }
+    testGemmGeluFusedBitwise(isa);
     for (Activation act : {Activation::Gelu, Activation::GeluNew})
       for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(17), size_t(33), size_t(4099), size_t(100000)})
         testGelu(isa, act, n, n > 1000 ? &pool2 : nullptr);

@@ -320,14 +320,14 @@ inline GemmPanelRef gemmPanelRef(const GemmF32Job& j, int p, float* buf) {
   return {j.packed + static_cast<size_t>(p) * j.K * NR, n0, cols, gemmPanelBias<NR>(j.bias, n0, cols, buf)};
 }
 
-// Kernel: C[rows][NR] = (acc ? C : bias) + A[rows][0:K] · B[0:K][NR]
+// Kernel: C[rows][NR] = ep((acc ? C : bias) + A[rows][0:K] · B[0:K][NR]), ep 0 none, 1 GELU erf, 2 GELU tanh
 using GemmF32Kernel = void (*)(int rows, const float* A, int lda, const float* B, int K, const float* bias, bool acc,
-                               float* C, int ldc);
+                               int ep, float* C, int ldc);
 
 // The AVX2 fp32 driver (gemm_avx2.cpp): K in blocks of j.kc so a panel's kc × NR slice stays in L1 while every row
 // tile (MR rows) of the row block streams past it; the first K block starts from the bias, later ones accumulate
-// into y. A last partial panel runs over the whole K into a stack tile and copies the valid columns out. No
-// epilogue (j.ep is 0: gemm_gelu_avx2 applies GELU as its own pass).
+// into y. A last partial panel runs over the whole K into a stack tile and copies the valid columns out. The
+// epilogue j.ep goes to the kernel with the last K block (and with the partial panel's whole-K call).
 template <int NR, int MR, GemmF32Kernel runKernel>
 void gemmF32Task(void* ctx, int64_t begin, int64_t end, int) {
   const GemmF32Job& j = *static_cast<const GemmF32Job*>(ctx);
@@ -353,7 +353,8 @@ void gemmF32Task(void* ctx, int64_t begin, int64_t end, int) {
         for (int m = m0; m < m1; m += MR) {
           const int rows = imin(MR, m1 - m);
           float* C = j.y + static_cast<size_t>(m) * j.N + n0;
-          runKernel(rows, j.x + static_cast<size_t>(m) * j.K + k0, j.K, B, kc, bp, k0 > 0, C, j.N);
+          runKernel(rows, j.x + static_cast<size_t>(m) * j.K + k0, j.K, B, kc, bp, k0 > 0, k0 + kc >= j.K ? j.ep : 0,
+                    C, j.N);
         }
       }
     }
@@ -363,7 +364,7 @@ void gemmF32Task(void* ctx, int64_t begin, int64_t end, int) {
       for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
       for (int m = m0; m < m1; m += MR) {
         const int rows = imin(MR, m1 - m);
-        runKernel(rows, j.x + static_cast<size_t>(m) * j.K, j.K, B, j.K, bias, false, tile, NR);
+        runKernel(rows, j.x + static_cast<size_t>(m) * j.K, j.K, B, j.K, bias, false, j.ep, tile, NR);
         gemmTileOut<NR>(tile, rows, cols, j.y + static_cast<size_t>(m) * j.N + n0, j.N);
       }
     }
