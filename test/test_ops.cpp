@@ -171,6 +171,80 @@ static void testWeightArena() {
     }
 }
 
+// Subnormal weights are packed as zeros of their sign (gemm_driver.h, flushSubnormal: an FMA with a subnormal input
+// runs in microcode): for every fp32 pack and the bf16 pack, no packed value is subnormal, and the GEMM's output
+// equals, bitwise, the output on W with those entries set to ±0 (and is within testGemm's bound of the reference,
+// which keeps them). 5 % of W subnormal, both signs; M = 12 (small-M engines) and 64 (blocked / packed-x engines).
+static void testPackSubnormals() {
+  ThreadPool pool2(2);
+  const Ops& a512 = opsFor(detectIsa());
+  struct Pack {
+    const char* name;
+    const Ops* ops;
+    void (*fn)(PackedWeight&);
+    bool bf16;
+  };
+  std::vector<Pack> packs;
+  for (Isa isa : simdIsas()) packs.push_back({isaName(isa), &opsFor(isa), opsFor(isa).pack, false});
+  if (a512.pack_bf16) packs.push_back({"bf16", &a512, a512.pack_bf16, true});
+  const int N = 2 * 32 + 5, K = 300;
+  auto W = rnd(size_t(N) * K), b = rnd(N);
+  std::vector<float> W0 = W;
+  std::mt19937 g(7);
+  for (size_t i = 0; i < W.size(); ++i)
+    if (g() % 20 == 0) {
+      W[i] = (g() % 2 ? 1.f : -1.f) * std::ldexp(1.f + float(g() % 1000) / 1000.f, -127 - int(g() % 20));
+      W0[i] = std::copysign(0.f, W[i]);
+    }
+  for (const Pack& pk : packs) {
+    PackedWeight pw, p0;
+    pw.raw = W.data();
+    p0.raw = W0.data();
+    pw.N = p0.N = N;
+    pw.K = p0.K = K;
+    pk.fn(pw);
+    pk.fn(p0);
+    const size_t words = pw.packed.size();
+    int sub = 0;
+    for (size_t i = 0; i < words; ++i) {
+      uint32_t u;
+      std::memcpy(&u, &pw.pdata[i], 4);
+      if (pk.bf16) {
+        for (uint32_t h : {u & 0xFFFFu, u >> 16}) sub += (h & 0x7F80u) == 0 && (h & 0x7Fu) != 0;
+      } else {
+        sub += std::fpclassify(pw.pdata[i]) == FP_SUBNORMAL;
+      }
+    }
+    bool same = true;
+    for (int M : {12, 64}) {
+      auto x = rnd(size_t(M) * K);
+      std::vector<float> y(size_t(M) * N), y0(size_t(M) * N, NAN);
+      pk.ops->gemm(x.data(), M, pw, b.data(), y.data(), &pool2);
+      pk.ops->gemm(x.data(), M, p0, b.data(), y0.data(), &pool2);
+      same = same && std::memcmp(y.data(), y0.data(), y.size() * sizeof(float)) == 0;
+    }
+    report(sub == 0 && same, fmt("pack_%s flushes subnormal weights N=%d K=%d", pk.name, N, K),
+           fmt("%d subnormal packed values; GEMM == GEMM on W with them zeroed: %s", sub, same ? "bitwise" : "NO"));
+  }
+  for (Isa isa : simdIsas()) {  // within the reference's bound, the reference keeping the subnormals
+    std::vector<float> ref(size_t(64) * N), got(size_t(64) * N);
+    auto x = rnd(size_t(64) * K);
+    gemm_raw_ref(x.data(), 64, N, K, W.data(), b.data(), ref.data());
+    PackedWeight pw;
+    packFp32(opsFor(isa), pw, W, N, K);
+    opsFor(isa).gemm(x.data(), 64, pw, b.data(), got.data(), &pool2);
+    double worst = 0;
+    for (int m = 0; m < 64; ++m)
+      for (int n = 0; n < N; ++n) {
+        double s = std::fabs(b[n]);
+        for (int k = 0; k < K; ++k) s += std::fabs(double(x[size_t(m) * K + k]) * W[size_t(n) * K + k]);
+        worst = std::max(worst, std::fabs(double(got[size_t(m) * N + n]) - ref[size_t(m) * N + n]) / (1e-5 * s + 1e-6));
+      }
+    report(worst <= 1, fmt("gemm_%s with subnormal weights vs reference", isaName(isa)),
+           fmt("%.2f of bound", worst));
+  }
+}
+
 // ---------------------------------------------------------------- GEMM + GELU epilogue
 // Reference: gelu_ref(gemm_ref). Bound: the GEMM bound carried through gelu (|gelu'| < 1.13) plus the GELU bound:
 // |y - ref| <= 1.2 · (1e-5 · (Σ_k |x_k w_k| + |b|) + 1e-6) + 2e-6·|ref| + 2e-7·|z|, z = the pre-activation.
@@ -1496,6 +1570,7 @@ int main(int argc, char** argv) {
   testPoolLateWorkers(4);
   testPoolingRef();
   testWeightArena();
+  testPackSubnormals();
 
   std::vector<Isa> isas = simdIsas();
   isas.insert(isas.begin(), Isa::Scalar);  // the scalar table against ref.cpp (trivially equal, checks wiring)

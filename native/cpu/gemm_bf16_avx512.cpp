@@ -177,8 +177,9 @@ void pack_bf16_avx512(PackedWeight& w) {
         const int n = p * NR + c, k = 2 * kp;
         uint32_t lo = 0, hi = 0;
         if (n < N) {
-          lo = bf16Bits(w.raw[static_cast<size_t>(n) * K + k]);
-          if (k + 1 < K) hi = bf16Bits(w.raw[static_cast<size_t>(n) * K + k + 1]);
+          // subnormal weights as zeros (flushSubnormal): the small-M engine widens them back to fp32 for its FMAs
+          lo = bf16Bits(flushSubnormal(w.raw[static_cast<size_t>(n) * K + k]));
+          if (k + 1 < K) hi = bf16Bits(flushSubnormal(w.raw[static_cast<size_t>(n) * K + k + 1]));
         }
         dst[(static_cast<size_t>(p) * KP + kp) * NR + c] = lo | (hi << 16);
       }

@@ -143,8 +143,16 @@ inline int gemmTileRows(int rows, int mr) {
   return (rows + nt - 1) / nt;
 }
 
+// A subnormal weight (0 < |w| < FLT_MIN) as a zero of its sign, a normal one as it is. Why: an FMA with a subnormal
+// input runs in microcode on Intel CPUs (MXCSR's DAZ is off: Node's own code must keep IEEE behaviour). A 128 × 3072
+// × 768 GEMM, 2 threads, with 1 % of W subnormal ran at 8 GFLOP/s, 10 % at 1 (311 with none). The products such a
+// weight feeds are under 1.2e-38 · |x|: below the last bit of any sum they join unless that sum is itself that small.
+inline float flushSubnormal(float v) {
+  return v != 0.f && __builtin_fabsf(v) < __FLT_MIN__ ? __builtin_copysignf(0.f, v) : v;
+}
+
 // fp32 W [N][K] → panels of NR output columns, k-major: panel p holds W[NR·p + j][k] at [p][k][j] (zero-padded
-// past N), plus NR floats of slack.
+// past N; subnormal weights as zeros, flushSubnormal), plus NR floats of slack.
 template <int NR>
 void gemmPackPanels(PackedWeight& w) {
   const int N = w.N, K = w.K, panels = (N + NR - 1) / NR;
@@ -153,7 +161,8 @@ void gemmPackPanels(PackedWeight& w) {
     for (int k = 0; k < K; ++k)
       for (int c = 0; c < NR; ++c) {
         const int n = p * NR + c;
-        dst[(static_cast<size_t>(p) * K + k) * NR + c] = n < N ? w.raw[static_cast<size_t>(n) * K + k] : 0.f;
+        dst[(static_cast<size_t>(p) * K + k) * NR + c] =
+            n < N ? flushSubnormal(w.raw[static_cast<size_t>(n) * K + k]) : 0.f;
       }
   w.nr = NR;
 }
