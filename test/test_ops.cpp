@@ -946,6 +946,51 @@ static void compareModels(const std::string& name, const std::vector<float>& a, 
   report(finite && maxd <= atol && mincos >= 0.99999, name, fmt("max|d|=%.2e min cos=%.8f", maxd, mincos));
 }
 
+// A forward pass reads and writes subnormal floats as zero on every thread (ThreadPool::FlushDenormals) and leaves
+// the caller's floating-point control bits as they were. The model's last LayerNorm gets γ = ±1e-39 (subnormal)
+// and β = 0 in three columns: those token-embedding columns are then x̂ · γ, subnormal unless flushed; with the
+// flush they are ±0 on every ISA, 1 and 2 threads (rows split over the threads), and no output is subnormal.
+static void testModelFlushesSubnormals() {
+  BertConfig cfg = tinyConfig(64, 4, 100, 2, Activation::Gelu);
+  TinyModel tm = makeTiny("ftz", cfg);
+  const int cols[] = {3, 17, 40};
+  for (const TensorSpec& t : tm.ws.tensors) {
+    const bool g = t.name == "encoder.layer.1.output.LayerNorm.weight";
+    const bool bb = t.name == "encoder.layer.1.output.LayerNorm.bias";
+    if (!g && !bb) continue;
+    FILE* f = std::fopen(tm.ws.path.c_str(), "r+b");
+    for (int c : cols) {
+      const float v = g ? (c % 2 ? -1e-39f : 1e-39f) : 0.f;
+      std::fseek(f, long(t.offset + 4 * size_t(c)), SEEK_SET);
+      std::fwrite(&v, 4, 1, f);
+    }
+    std::fclose(f);
+  }
+  Batch b = makeBatch(cfg, {5, 1, 30, 17}, true);
+  std::vector<Isa> isas = simdIsas();
+  isas.insert(isas.begin(), Isa::Scalar);
+  for (Isa isa : isas)
+    for (int th : {1, 2}) {
+      Options o;
+      o.isa = isaName(isa);
+      o.threads = th;
+      auto m = loadBert(cfg, tm.ws, o);
+      const unsigned before = ThreadPool::fpControl();
+      auto out = runModel(*m, b, 0, false, true);
+      const bool restored = ThreadPool::fpControl() == before;
+      int sub = 0, nonzero = 0;
+      for (size_t i = 0; i < out.size(); ++i) {
+        sub += std::fpclassify(out[i]) == FP_SUBNORMAL;
+        for (int c : cols) nonzero += int(i % 64) == c && out[i] != 0.f;
+      }
+      report(sub == 0 && nonzero == 0 && restored,
+             fmt("model %s threads=%d: subnormal activations flushed, caller's FP control restored", isaName(isa), th),
+             fmt("%d subnormal outputs, %d nonzero in the γ≈1e-39 columns, control %s", sub, nonzero,
+                 restored ? "restored" : "CHANGED"));
+    }
+  std::remove(tm.ws.path.c_str());
+}
+
 static void testModels() {
   struct Variant {
     const char* tag;
@@ -1753,6 +1798,7 @@ int main(int argc, char** argv) {
     }
   }
   testModels();
+  testModelFlushesSubnormals();
   testBf16Model();
   testInt8Model();
   testErrors();

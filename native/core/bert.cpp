@@ -296,6 +296,7 @@ void BertModel::encode(const EncodeRequest& req, float* out, size_t out_len) {
   scratch_.resize(cpu::attentionScratchPerThread(max_len, HS) * pool_->size());
   ThreadPool* pool = pool_.get();
   ThreadPool::Hold hold(pool);  // no thread sleeps between the ops of this forward pass (threadpool.h)
+  ThreadPool::FlushDenormals ftz;  // subnormal activations as zeros, this thread and the workers (threadpool.h)
   const cpu::Ops& ops = *ops_;
   const float eps = cfg_.layer_norm_eps;
 

@@ -1,5 +1,9 @@
 #include "threadpool.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
+
 #include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
@@ -112,6 +116,24 @@ ThreadPool::~ThreadPool() {
   for (auto& th : threads_) th.join();
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+// MXCSR: bits 0-5 are sticky exception flags, the rest control (bit 6 DAZ: subnormal inputs read as 0; bits 13-14
+// rounding; bit 15 FTZ: subnormal results written as 0). Only the control bits are handed on and restored.
+constexpr unsigned kCsrFlags = 0x3Fu, kCsrFtzDaz = 0x8040u;
+unsigned ThreadPool::fpControl() { return _mm_getcsr() & ~kCsrFlags; }
+static void setFpControl(unsigned control) {
+  const unsigned csr = _mm_getcsr();
+  if ((csr & ~kCsrFlags) != control) _mm_setcsr((csr & kCsrFlags) | control);
+}
+ThreadPool::FlushDenormals::FlushDenormals() : saved_(fpControl()) { setFpControl(saved_ | kCsrFtzDaz); }
+ThreadPool::FlushDenormals::~FlushDenormals() { setFpControl(saved_); }
+#else
+unsigned ThreadPool::fpControl() { return 0; }
+static void setFpControl(unsigned) {}
+ThreadPool::FlushDenormals::FlushDenormals() {}
+ThreadPool::FlushDenormals::~FlushDenormals() {}
+#endif
+
 // Claims chunks of the current job until none is left. A claim is one fetch_add on work_ (chunk count in the high
 // 32 bits, next chunk in the low 32): a value whose next is below its count is a chunk of the job published in that
 // word, and that job cannot end (nor fn_ / items_ / grain_ change) before the chunk is done, so the fields read
@@ -123,6 +145,7 @@ void ThreadPool::runChunks(int tid) {
     const uint64_t chunks = w >> 32, c = w & 0xffffffffu;
     if (c >= chunks) return;
     const int64_t b = static_cast<int64_t>(c) * grain_;
+    if (tid != 0) setFpControl(fp_control_);
     (*fn_)(b, std::min(b + grain_, items_), tid);
     if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == static_cast<int64_t>(chunks) && tid != 0) {
       std::lock_guard<std::mutex> lk(mu_);  // pairs with the caller's predicate check under mu_
@@ -195,6 +218,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const Fn& fn) {
 #endif
   items_ = n;
   grain_ = grain;
+  fp_control_ = fpControl();
   done_.store(0, std::memory_order_relaxed);
   work_.store(static_cast<uint64_t>(nchunks) << 32, std::memory_order_release);  // publishes fn_, items_, grain_
   bool wake;
