@@ -98,6 +98,23 @@ static void testGemm(Isa isa, int M, int N, int K, ThreadPool* pool, bool bias, 
          fmt("max|d|=%.2e (%.2f of bound)", maxd, worst));
 }
 
+// Every weight pack this CPU has: fp32 per SIMD ISA, then bf16 and int8 (on the best ISA's table) where present.
+struct WeightPack {
+  enum Kind { Fp32, Bf16, Int8 };
+  const char* name;
+  const Ops* ops;
+  void (*fn)(PackedWeight&);
+  Kind kind;
+};
+static std::vector<WeightPack> weightPacks() {
+  const Ops& best = opsFor(detectIsa());
+  std::vector<WeightPack> packs;
+  for (Isa isa : simdIsas()) packs.push_back({isaName(isa), &opsFor(isa), opsFor(isa).pack, WeightPack::Fp32});
+  if (best.pack_bf16) packs.push_back({"bf16", &best, best.pack_bf16, WeightPack::Bf16});
+  if (best.pack_int8) packs.push_back({"int8", &best, best.pack_int8, WeightPack::Int8});
+  return packs;
+}
+
 // ---------------------------------------------------------------- weight arena (PackedWeight::arena)
 // The arena's slices: 64-byte aligned, disjoint (each filled with its own pattern, all checked after the last
 // allocation), the first chunk on a 2 MB boundary (Linux), a request over half a chunk (32 MB) gets a chunk of its
@@ -133,19 +150,10 @@ static void testWeightArena() {
            fmt("%zu slices, %zu MB asked, %zu MB reserved", ps.size(), total >> 20, arena.reservedBytes() >> 20));
   }
   ThreadPool pool2(2);
-  const Ops& a512 = opsFor(detectIsa());
-  struct Pack {
-    const char* name;
-    const Ops* ops;
-    void (*fn)(PackedWeight&);
-  };
-  std::vector<Pack> packs;
-  for (Isa isa : simdIsas()) packs.push_back({isaName(isa), &opsFor(isa), opsFor(isa).pack});
-  if (a512.pack_bf16) packs.push_back({"bf16", &a512, a512.pack_bf16});
-  if (a512.pack_int8) packs.push_back({"int8", &a512, a512.pack_int8});
+  const std::vector<WeightPack> packs = weightPacks();
   const int N = 3 * 32 + 7, K = 800;
   auto W = rnd(size_t(N) * K), b = rnd(N);
-  for (const Pack& pk : packs)
+  for (const WeightPack& pk : packs)
     for (int M : {12, 64}) {
       auto x = rnd(size_t(M) * K);
       WeightArena arena;
@@ -177,16 +185,6 @@ static void testWeightArena() {
 // which keeps them). 5 % of W subnormal, both signs; M = 12 (small-M engines) and 64 (blocked / packed-x engines).
 static void testPackSubnormals() {
   ThreadPool pool2(2);
-  const Ops& a512 = opsFor(detectIsa());
-  struct Pack {
-    const char* name;
-    const Ops* ops;
-    void (*fn)(PackedWeight&);
-    bool bf16;
-  };
-  std::vector<Pack> packs;
-  for (Isa isa : simdIsas()) packs.push_back({isaName(isa), &opsFor(isa), opsFor(isa).pack, false});
-  if (a512.pack_bf16) packs.push_back({"bf16", &a512, a512.pack_bf16, true});
   const int N = 2 * 32 + 5, K = 300;
   auto W = rnd(size_t(N) * K), b = rnd(N);
   std::vector<float> W0 = W;
@@ -196,7 +194,8 @@ static void testPackSubnormals() {
       W[i] = (g() % 2 ? 1.f : -1.f) * std::ldexp(1.f + float(g() % 1000) / 1000.f, -127 - int(g() % 20));
       W0[i] = std::copysign(0.f, W[i]);
     }
-  for (const Pack& pk : packs) {
+  for (const WeightPack& pk : weightPacks()) {
+    if (pk.kind == WeightPack::Int8) continue;  // quantised: a subnormal weight is a 0 of the int8 grid anyway
     PackedWeight pw, p0;
     pw.raw = W.data();
     p0.raw = W0.data();
@@ -209,7 +208,7 @@ static void testPackSubnormals() {
     for (size_t i = 0; i < words; ++i) {
       uint32_t u;
       std::memcpy(&u, &pw.pdata[i], 4);
-      if (pk.bf16) {
+      if (pk.kind == WeightPack::Bf16) {
         for (uint32_t h : {u & 0xFFFFu, u >> 16}) sub += (h & 0x7F80u) == 0 && (h & 0x7Fu) != 0;
       } else {
         sub += std::fpclassify(pw.pdata[i]) == FP_SUBNORMAL;
