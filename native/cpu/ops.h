@@ -149,7 +149,8 @@ struct Ops {
   // y = act(x Wᵀ + bias): GEMM with the activation applied in its epilogue (BertIntermediate).
   void (*gemm_gelu)(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
                     ThreadPool* pool);
-  // In place: x = act(x) over n floats.
+  // In place: x = act(x) over n floats. The forward pass does not call it (gemm_gelu fuses GELU on every ISA since
+  // the AVX2 GEMM took the epilogue too); test_ops checks through it the vector GELU that the epilogues share.
   void (*gelu)(float* x, size_t n, Activation act, ThreadPool* pool);
   // y = LayerNorm(x + res) row-wise over M rows of N; res may be null; y may alias x or res.
   void (*add_layernorm)(const float* x, const float* res, const float* gamma, const float* beta, float* y,
