@@ -303,6 +303,49 @@ static void testGemmGeluFusedBitwise(Isa isa) {
       }
 }
 
+// ops.ffn (the FFN pair in one op, where the ISA has it): bitwise gemm_gelu then gemm. Shapes (M, hidden H,
+// intermediate I): M ≤ 42 (the small-M path: no fusion) and just above; several row tiles and blocks (131, 397);
+// the row split (257, 600 rows on 2 threads; 401 on 3); I = 100 (the first GEMM ends in a partial panel, which the
+// fused path packs from its stack tile); H = 70 (the second GEMM's partial panel); H = 800 (the first GEMM's K in two
+// blocks: not fused); a bf16-packed pair where the CPU has it (not fused). Each case runs the fused op twice over a
+// NaN-filled inter, then the unfused pair.
+static void testFfnBitwise(Isa isa) {
+  const Ops& ops = opsFor(isa);
+  if (!ops.ffn) return;
+  ThreadPool pool2(2), pool3(3);
+  struct Case {
+    int M, H, I;
+    ThreadPool* pool;
+    bool bf16;
+  };
+  const Case cases[] = {{42, 768, 3072, &pool2, false}, {43, 768, 3072, &pool2, false}, {64, 768, 3072, &pool2, false},
+                        {131, 96, 1000, nullptr, false}, {131, 96, 100, &pool2, false},  {397, 70, 300, nullptr, false},
+                        {257, 70, 3072, &pool2, false},  {600, 64, 200, &pool2, false},  {401, 100, 777, &pool3, false},
+                        {100, 800, 200, &pool2, false},  {90, 64, 256, &pool2, true}};
+  for (Activation act : {Activation::Gelu, Activation::GeluNew})
+    for (const Case& c : cases) {
+      if (c.bf16 && !ops.pack_bf16) continue;
+      auto x = rnd(size_t(c.M) * c.H), W1 = rnd(size_t(c.I) * c.H, -0.1f, 0.1f), b1 = rnd(c.I);
+      auto W2 = rnd(size_t(c.H) * c.I, -0.1f, 0.1f), b2 = rnd(c.H);
+      PackedWeight p1, p2;
+      p1.raw = W1.data(), p1.N = c.I, p1.K = c.H;
+      p2.raw = W2.data(), p2.N = c.H, p2.K = c.I;
+      (c.bf16 ? ops.pack_bf16 : ops.pack)(p1);
+      (c.bf16 ? ops.pack_bf16 : ops.pack)(p2);
+      std::vector<float> inter(size_t(c.M) * c.I, NAN), fused(size_t(c.M) * c.H, NAN), again(fused);
+      std::vector<float> inter2(inter), twoOps(fused);
+      ops.ffn(x.data(), c.M, p1, b1.data(), p2, b2.data(), act, inter.data(), fused.data(), c.pool);
+      ops.ffn(x.data(), c.M, p1, b1.data(), p2, b2.data(), act, inter.data(), again.data(), c.pool);
+      ops.gemm_gelu(x.data(), c.M, p1, b1.data(), inter2.data(), act, c.pool);
+      ops.gemm(inter2.data(), c.M, p2, b2.data(), twoOps.data(), c.pool);
+      const size_t bytes = fused.size() * sizeof(float);
+      report(std::memcmp(fused.data(), twoOps.data(), bytes) == 0 && std::memcmp(again.data(), twoOps.data(), bytes) == 0,
+             fmt("ffn_%s %s M=%d H=%d I=%d threads=%d%s == gemm_gelu then gemm (bitwise)", isaName(isa),
+                 act == Activation::Gelu ? "erf" : "tanh", c.M, c.H, c.I, poolSize(c.pool), c.bf16 ? " bf16" : ""),
+             "");
+    }
+}
+
 // K = 3072 (the FFN output projection: four K blocks on the AVX-512 packed path) on both sides of the M = 42
 // threshold (42: three small-M tiles of 14); several row blocks (397 rows: 3 blocks) with an odd K and an N tail;
 // a panel group holding only the partial panel (N = 16); 3 threads on 2 cores; GELU after four K blocks.
@@ -1509,7 +1552,8 @@ static double peakGflops(int threads) {
   return best;
 }
 
-// JSON on one line: {"threads", "peak1", "peakN", "gemm": [{M, N, K, gflops}]} (bench/bench.js reads it).
+// JSON on one line: {"threads", "peak1", "peakN", "gemm": [{M, N, K, gflops, …}], "ffn": [{M, H, I, pair_gflops,
+// ffn_gflops}]} (bench/bench.js reads it).
 static void peakJson(int threads, bool quick) {
   if (detectIsa() < Isa::Avx512) {
     std::printf("{\"error\":\"no AVX-512\"}\n");
@@ -1586,9 +1630,41 @@ static void peakJson(int threads, bool quick) {
       first = false;
     }
   }
+  // The FFN pair as the forward pass runs it (fp32, BERT-base shapes): ops.ffn (the second GEMM reads the
+  // intermediate in the layout the first wrote: no packing pass) against the same two GEMMs as separate ops
+  // (gemm_gelu, then gemm, which packs x). The calls alternate, best of reps each.
+  std::string ffn;
+  for (int M : {64, 128, 512}) {
+    if (quick && M != 512) continue;
+    const int H = 768, I = 3072;
+    auto x = rnd(size_t(M) * H), W1 = rnd(size_t(I) * H, -0.05f, 0.05f), b1 = rnd(I);
+    auto W2 = rnd(size_t(H) * I, -0.05f, 0.05f), b2 = rnd(H);
+    std::vector<float> inter(size_t(M) * I), y(size_t(M) * H);
+    WeightArena arena;
+    AlignedBuffer scratch;
+    PackedWeight p1w, p2w;
+    p1w.raw = W1.data(), p1w.N = I, p1w.K = H, p1w.arena = &arena, p1w.act_scratch = &scratch;
+    p2w.raw = W2.data(), p2w.N = H, p2w.K = I, p2w.arena = &arena, p2w.act_scratch = &scratch;
+    ops.pack(p1w);
+    ops.pack(p2w);
+    double fused = 1e9, pair = 1e9;
+    for (int r = 0; r < (quick ? 5 : 20); ++r) {
+      double t0 = now();
+      ops.gemm_gelu(x.data(), M, p1w, b1.data(), inter.data(), Activation::Gelu, &pool);
+      ops.gemm(inter.data(), M, p2w, b2.data(), y.data(), &pool);
+      pair = std::min(pair, now() - t0);
+      if (!ops.ffn) continue;
+      t0 = now();
+      ops.ffn(x.data(), M, p1w, b1.data(), p2w, b2.data(), Activation::Gelu, inter.data(), y.data(), &pool);
+      fused = std::min(fused, now() - t0);
+    }
+    const double flop = 4.0 * M * H * I;
+    ffn += fmt("%s{\"M\":%d,\"H\":%d,\"I\":%d,\"pair_gflops\":%.2f,\"ffn_gflops\":%.2f}", ffn.empty() ? "" : ",", M,
+               H, I, flop / pair * 1e-9, ops.ffn ? flop / fused * 1e-9 : 0.0);
+  }
   const double p1 = std::max(p1a, peakGflops(1)), pn = std::max(pna, peakGflops(threads));
   js = fmt("{\"threads\":%d,\"isa\":\"%s\",\"peak1\":%.2f,\"peakN\":%.2f,\"gemm\":[", threads,
-           isaName(detectIsa()), p1, pn) + js + "]}";
+           isaName(detectIsa()), p1, pn) + js + "],\"ffn\":[" + ffn + "]}";
   std::printf("%s\n", js.c_str());
 }
 
@@ -1679,6 +1755,7 @@ int main(int argc, char** argv) {
       testGemmGelu(isa, 43, 70, 1601, act, &pool2);       // packed path: 3 K blocks, then the epilogue; N tail
     }
     testGemmGeluFusedBitwise(isa);
+    testFfnBitwise(isa);
     for (Activation act : {Activation::Gelu, Activation::GeluNew})
       for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(17), size_t(33), size_t(4099), size_t(100000)})
         testGelu(isa, act, n, n > 1000 ? &pool2 : nullptr);

@@ -331,11 +331,15 @@ void BertModel::encode(const EncodeRequest& req, float* out, size_t out_len) {
     ops.gemm(ctx_.data(), M, L.attn_out, L.attn_out_b, tmp_.data(), pool);
     ops.add_layernorm(tmp_.data(), x_.data(), L.ln1_g, L.ln1_b, x_.data(), M, H, eps, pool);
     if (!p.empty()) dump(p + "attention.output", x_.data(), T, H);
-    // BertIntermediate: dense + activation
-    ops.gemm_gelu(x_.data(), M, L.inter, L.inter_b, inter_.data(), cfg_.hidden_act, pool);
-    if (!p.empty()) dump(p + "intermediate", inter_.data(), T, I);
-    // BertOutput: dense, LayerNorm(hidden + attention output)
-    ops.gemm(inter_.data(), M, L.out, L.out_b, tmp_.data(), pool);
+    // BertIntermediate: dense + activation; BertOutput: dense, LayerNorm(hidden + attention output). One op where the
+    // ISA fuses the pair (inter_ is then not row-major, so not where the intermediate is dumped).
+    if (ops.ffn && p.empty()) {
+      ops.ffn(x_.data(), M, L.inter, L.inter_b, L.out, L.out_b, cfg_.hidden_act, inter_.data(), tmp_.data(), pool);
+    } else {
+      ops.gemm_gelu(x_.data(), M, L.inter, L.inter_b, inter_.data(), cfg_.hidden_act, pool);
+      if (!p.empty()) dump(p + "intermediate", inter_.data(), T, I);
+      ops.gemm(inter_.data(), M, L.out, L.out_b, tmp_.data(), pool);
+    }
     ops.add_layernorm(tmp_.data(), x_.data(), L.ln2_g, L.ln2_b, x_.data(), M, H, eps, pool);
     if (!p.empty()) dump(p + "output", x_.data(), T, H);
   }

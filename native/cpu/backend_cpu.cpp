@@ -31,6 +31,8 @@ void pack_avx512(PackedWeight& w);
 void gemm_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, ThreadPool* pool);
 void gemm_gelu_avx512(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
                       ThreadPool* pool);
+void ffn_avx512(const float* x, int M, const PackedWeight& w_in, const float* b_in, const PackedWeight& w_out,
+                const float* b_out, Activation act, float* inter, float* y, ThreadPool* pool);
 void gelu_avx512(float* x, size_t n, Activation act, ThreadPool* pool);
 void add_layernorm_avx512(const float* x, const float* res, const float* gamma, const float* beta, float* y, int M,
                           int N, float eps, ThreadPool* pool);
@@ -201,6 +203,7 @@ const Ops& opsFor(Isa isa) {
     o.pack = pack_avx512;
     o.gemm = gemm_avx512;
     o.gemm_gelu = gemm_gelu_avx512;
+    o.ffn = ffn_avx512;
     o.gelu = gelu_avx512;
     o.add_layernorm = add_layernorm_avx512;
     o.attention = attention_avx512;

@@ -24,6 +24,8 @@
 // the whole K into a stack tile and copies the valid columns out. Epilogue: gemm_gelu_avx512 applies GELU (erf or
 // tanh form) to each finished tile (after the last K block) in registers before the store, so the FFN's
 // intermediate activation costs no extra pass over memory.
+// ffn_avx512 (end of file) runs the FFN pair with the first GEMM storing its tiles in the layout the second one
+// packs x into, so the second has no packing pass.
 // Work split: (row block, panel group) tasks, the group count chosen so the task count is a multiple of the thread
 // count where possible (no thread idles at the end); at batch 1 (one row block) that splits N across the threads.
 // From 128 rows per thread on, the packed path splits rows only (rowTask: each core packs and computes its own rows).
@@ -134,21 +136,23 @@ void runKernelP(int rows, const float* A, const float* B, int K, const float* bi
 // xp + m·K as [K][rows]. A block has at most tiles_per_block = ceil(mc / MR) tiles.
 struct PackedJob {
   GemmF32Job j;
-  float* xp;
+  float* xp;         // the packed copy of x the packing passes write (null where x came packed)
+  const float* xa;   // what the kernels read: xp, or x itself where it came in the packed layout (ffn's second GEMM)
   int tiles_per_block;
-  int row_tasks;  // row-split mode only (rowTask)
+  int row_tasks;     // row-split mode only (rowTask)
+  float* yp;         // non-null (ffn's first GEMM): y goes here in the packed layout instead of to j.y (see ffn)
 };
 
-// One row tile of x (rows ≤ MR, row stride K) → dst[k][rows], 16 k at a time through a register transpose
-// (transpose16x16, simd.h).
-void packTile(const float* src, int rows, int K, float* dst) {
+// One row tile of x (rows ≤ 16, row stride ld), columns [0, K) → dst[k][rows], 16 k at a time through a register
+// transpose (transpose16x16, simd.h).
+void packTile(const float* src, size_t ld, int rows, int K, float* dst) {
   const __mmask16 rmask = static_cast<__mmask16>((1u << rows) - 1);
   for (int k = 0; k < K; k += 16) {
     const int n = imin(16, K - k);
     const __mmask16 kmask = static_cast<__mmask16>((1u << n) - 1);
     __m512 r[16];
     for (int i = 0; i < 16; ++i)
-      r[i] = i < rows ? _mm512_maskz_loadu_ps(kmask, src + static_cast<size_t>(i) * K + k) : _mm512_setzero_ps();
+      r[i] = i < rows ? _mm512_maskz_loadu_ps(kmask, src + i * ld + k) : _mm512_setzero_ps();
     transpose16x16(r);
     for (int i = 0; i < n; ++i) _mm512_mask_storeu_ps(dst + static_cast<size_t>(k + i) * rows, rmask, r[i]);
   }
@@ -163,7 +167,7 @@ void packTask(void* ctx, int64_t begin, int64_t end, int) {
     const int m0 = mb * j.s.mc, m1 = imin(j.s.M, m0 + j.s.mc);
     const int tr = gemmTileRows(m1 - m0, MR), m = m0 + ti * tr;
     if (m >= m1) continue;
-    packTile(j.x + static_cast<size_t>(m) * j.K, imin(tr, m1 - m), j.K, pj.xp + static_cast<size_t>(m) * j.K);
+    packTile(j.x + static_cast<size_t>(m) * j.K, j.K, imin(tr, m1 - m), j.K, pj.xp + static_cast<size_t>(m) * j.K);
   }
 }
 
@@ -199,10 +203,15 @@ void computeBlock(const PackedJob& pj, int m0, int m1, int p0, int p1) {
       const int ntiles = (m1 - m0 + tr - 1) / tr, lp = (2 * kc + ntiles - 1) / ntiles;
       for (int m = m0, ti = 0; m < m1; m += tr, ++ti) {
         const int rows = imin(tr, m1 - m);
-        float* C = j.y + static_cast<size_t>(m) * j.N + n0;
         const float* pn = next ? next + static_cast<size_t>(ti) * lp * 16 : B;
-        runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows, B, kc, bp, k0 > 0,
-                   last ? j.ep : 0, C, j.N, pn, next ? lp : 0);
+        const float* A = pj.xa + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows;
+        if (pj.yp) {  // one K block (ffn checks): the tile through the stack into the packed layout of y
+          runKernelP(rows, A, B, kc, bp, false, j.ep, tile, NR, pn, next ? lp : 0);
+          packTile(tile, NR, rows, NR, pj.yp + static_cast<size_t>(m) * j.N + static_cast<size_t>(n0) * rows);
+        } else {
+          runKernelP(rows, A, B, kc, bp, k0 > 0, last ? j.ep : 0, j.y + static_cast<size_t>(m) * j.N + n0, j.N, pn,
+                     next ? lp : 0);
+        }
       }
     }
   }
@@ -212,8 +221,11 @@ void computeBlock(const PackedJob& pj, int m0, int m1, int p0, int p1) {
     for (int c = 0; c < NR; ++c) bias[c] = (j.bias && c < cols) ? j.bias[n0 + c] : 0.f;
     for (int m = m0; m < m1; m += tr) {
       const int rows = imin(tr, m1 - m);
-      runKernelP(rows, pj.xp + static_cast<size_t>(m) * j.K, B, j.K, bias, false, j.ep, tile, NR, B, 0);
-      gemmTileOut<NR>(tile, rows, cols, j.y + static_cast<size_t>(m) * j.N + n0, j.N);
+      runKernelP(rows, pj.xa + static_cast<size_t>(m) * j.K, B, j.K, bias, false, j.ep, tile, NR, B, 0);
+      if (pj.yp)
+        packTile(tile, NR, rows, cols, pj.yp + static_cast<size_t>(m) * j.N + static_cast<size_t>(n0) * rows);
+      else
+        gemmTileOut<NR>(tile, rows, cols, j.y + static_cast<size_t>(m) * j.N + n0, j.N);
     }
   }
 }
@@ -251,8 +263,9 @@ void rowTask(void* ctx, int64_t begin, int64_t end, int) {
   for (int64_t t = begin; t < end; ++t) {
     const int m0 = static_cast<int>(j.s.M * t / pj.row_tasks), m1 = static_cast<int>(j.s.M * (t + 1) / pj.row_tasks);
     const int tr = gemmTileRows(m1 - m0, MR);
-    for (int m = m0; m < m1; m += tr)
-      packTile(j.x + static_cast<size_t>(m) * j.K, imin(tr, m1 - m), j.K, pj.xp + static_cast<size_t>(m) * j.K);
+    if (pj.xp)
+      for (int m = m0; m < m1; m += tr)
+        packTile(j.x + static_cast<size_t>(m) * j.K, j.K, imin(tr, m1 - m), j.K, pj.xp + static_cast<size_t>(m) * j.K);
     computeBlock(pj, m0, m1, 0, j.s.panels);
   }
 }
@@ -429,7 +442,7 @@ void smallTask(void* ctx, int64_t begin, int64_t end, int tid) {
   const float* xp = sj.xc.get(tid, [&](float* copy) {
     for (int m = 0, rows; m < j.s.M; m += rows) {
       rows = sj.tileRows(m);
-      packTile(j.x + static_cast<size_t>(m) * j.K, rows, j.K, copy + static_cast<size_t>(m) * j.K);
+      packTile(j.x + static_cast<size_t>(m) * j.K, j.K, rows, j.K, copy + static_cast<size_t>(m) * j.K);
     }
   });
   alignas(64) float bias[NR];
@@ -471,7 +484,10 @@ void gemm_int8_avx512(const float* x, int M, const PackedWeight& w, const float*
                       ThreadPool* pool);
 
 namespace {
-void run(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool) {
+// x_packed: x is already in the packed path's layout (ffn's second GEMM). yp: write y there in that layout instead
+// of to y (ffn's first GEMM; K runs in one block then, so ffn keeps K ≤ KCP to stay bitwise gemm_gelu's).
+void run(const float* x, int M, const PackedWeight& w, const float* bias, float* y, int ep, ThreadPool* pool,
+         bool x_packed = false, float* yp = nullptr) {
   if (M <= 0 || w.N <= 0) return;
   GemmF32Job j;
   gemmF32Operands(j, x, w, bias, y, ep);
@@ -483,7 +499,7 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   // measurable wall time.
   AlignedBuffer local;
   AlignedBuffer& xp = w.act_scratch ? *w.act_scratch : local;
-  if (M <= kSmallMaxM) {
+  if (M <= kSmallMaxM && !x_packed && !yp) {  // (the packed path takes any M: ffn keeps small M off it)
     // Small M (batch 1): one row block, N split into 2 tasks per thread. Measured (the harness above, polling 50
     // µs, with the pool as it was before cdddfe8): 1 / 2 / 4 tasks per thread within 1 % of each other, 8 tasks
     // 3-4 % slower (my reading: each task's first panel starts its streams cold); with 10 µs polling 8 tasks were
@@ -513,20 +529,27 @@ void run(const float* x, int M, const PackedWeight& w, const float* bias, float*
   // on KorSTS-test 2006 / 2102 / 2204 / 2279 → 2104 / 2165 / 2260 / 2281 sentences/s; the 12 × 768 model's forward at
   // 64-128 tokens within noise (10 pairs each way).
   gemmSetGroups(j.s, gemmPanelsPerGroupBalanced(j.s.panels, j.s.mblocks, T, w.K > KCP ? 2 : 4));
-  const int kblocks = (w.K + KCP - 1) / KCP;
-  j.kc = (w.K + kblocks - 1) / kblocks;  // balanced: K = 769 → 385 + 384, not 768 + 1
+  const int kblocks = yp ? 1 : (w.K + KCP - 1) / KCP;  // yp: the tiles go out packed after one K block
+  j.kc = (w.K + kblocks - 1) / kblocks;                 // balanced: K = 769 → 385 + 384, not 768 + 1
   PackedJob pj;
   pj.j = j;
   pj.tiles_per_block = (j.s.mc + MR - 1) / MR;
-  xp.resize(static_cast<size_t>(M) * w.K);
-  pj.xp = xp.data();
+  pj.yp = yp;
+  if (x_packed) {
+    pj.xp = nullptr;
+    pj.xa = x;
+  } else {
+    xp.resize(static_cast<size_t>(M) * w.K);
+    pj.xp = xp.data();
+    pj.xa = pj.xp;
+  }
   if (T > 1 && M >= kRowSplitRows * T) {
     // Row split: blocks of at most 192 rows, a multiple of the thread count of them (576 rows, 2 threads: 4 × 144).
     pj.row_tasks = (imax((M + 191) / 192, T) + T - 1) / T * T;
     parallelRun(pool, pj.row_tasks, 1, rowTask, &pj);
     return;
   }
-  parallelRun(pool, static_cast<int64_t>(j.s.mblocks) * pj.tiles_per_block, 1, packTask, &pj);
+  if (pj.xp) parallelRun(pool, static_cast<int64_t>(j.s.mblocks) * pj.tiles_per_block, 1, packTask, &pj);
   parallelRun(pool, j.s.tasks(), 1, packedTask, &pj);
 }
 }  // namespace
@@ -542,6 +565,30 @@ void gemm_gelu_avx512(const float* x, int M, const PackedWeight& w, const float*
   if (w.bf16) return gemm_gelu_bf16_avx512(x, M, w, bias, y, act, pool);
   if (w.int8) return gemm_int8_avx512(x, M, w, bias, y, act == Activation::Gelu ? 1 : 2, pool);
   run(x, M, w, bias, y, act == Activation::Gelu ? 1 : 2, pool);
+}
+
+// BertIntermediate + BertOutput's dense: y = gemm(act(gemm(x, w_in) + b_in), w_out) + b_out. Where both GEMMs take
+// the packed path (fp32 weights, M > kSmallMaxM, w_in's K in one block), the first writes the intermediate straight
+// into `inter` in the layout the second one's kernels read (row tiles k-major, the tiles the second GEMM cuts: both
+// run the same M on the same pool, so run() cuts the same row blocks, row-split tasks and tiles), and the second
+// GEMM has no packing pass (the tile is transposed from the stack right after the first GEMM's kernel, while it is
+// in L1). Every output is bitwise that of gemm_gelu_avx512 then gemm_avx512; `inter` then holds the packed layout.
+// Why: the packing pass was ~5 % of a 128 × 768 × 3072 GEMM's samples in perf, and that GEMM ran 6.5–7.5 % faster
+// with it skipped (a timing-only hack, 64 / 128 / 192 rows). Measured, the pair as one op against gemm_gelu + gemm
+// (a harness over both, BERT-base shapes, calls alternating, best-decile time, two runs): 2 threads, M = 43 +1.9 /
+// +1.3 %, 64 +1.7 / +1.5 %, 100 +3.5 / +2.0 %, 128 +4.1 / +3.2 %, 192 +4.1 / +2.7 %, 256 +2.9 %, 512 +4.3 / +5.1 %;
+// 1 thread M = 128 +4.2 %; 3 threads M = 200 +5.8 %. In the 12 × 768 model's forward pass it is within this VM's
+// noise (the FFN pair is ~2/3 of the GEMM work: ~2 % expected).
+void ffn_avx512(const float* x, int M, const PackedWeight& w_in, const float* b_in, const PackedWeight& w_out,
+                const float* b_out, Activation act, float* inter, float* y, ThreadPool* pool) {
+  const auto fp32 = [](const PackedWeight& w) { return !w.bf16 && !w.int8 && w.nr == NR && w.pdata; };
+  if (M > kSmallMaxM && fp32(w_in) && fp32(w_out) && w_in.K <= KCP && w_out.K == w_in.N) {
+    run(x, M, w_in, b_in, nullptr, act == Activation::Gelu ? 1 : 2, pool, false, inter);
+    run(inter, M, w_out, b_out, y, 0, pool, true);
+    return;
+  }
+  gemm_gelu_avx512(x, M, w_in, b_in, inter, act, pool);
+  gemm_avx512(inter, M, w_out, b_out, y, pool);
 }
 
 }  // namespace cpu

@@ -149,6 +149,13 @@ struct Ops {
   // y = act(x Wᵀ + bias): GEMM with the activation applied in its epilogue (BertIntermediate).
   void (*gemm_gelu)(const float* x, int M, const PackedWeight& w, const float* bias, float* y, Activation act,
                     ThreadPool* pool);
+  // BertIntermediate's dense + act, then BertOutput's dense: y[M, w_out.N] = gemm(act(gemm(x, w_in) + b_in), w_out) +
+  // b_out, `inter` (M × w_in.N floats) the intermediate activation's buffer. Bitwise the same as gemm_gelu into
+  // inter, then gemm from it, but afterwards `inter` may hold the intermediate in a layout of the ISA's own (the
+  // AVX-512 table writes it in the layout its GEMM packs x into, so the second GEMM has no packing pass). Null where
+  // an ISA has no fused form: the caller then runs gemm_gelu and gemm.
+  void (*ffn)(const float* x, int M, const PackedWeight& w_in, const float* b_in, const PackedWeight& w_out,
+              const float* b_out, Activation act, float* inter, float* y, ThreadPool* pool) = nullptr;
   // In place: x = act(x) over n floats. The forward pass does not call it (gemm_gelu fuses GELU on every ISA since
   // the AVX2 GEMM took the epilogue too); test_ops checks through it the vector GELU that the epilogues share.
   void (*gelu)(float* x, size_t n, Activation act, ThreadPool* pool);
