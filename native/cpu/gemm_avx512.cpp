@@ -577,8 +577,11 @@ void gemm_gelu_avx512(const float* x, int M, const PackedWeight& w, const float*
 // with it skipped (a timing-only hack, 64 / 128 / 192 rows). Measured, the pair as one op against gemm_gelu + gemm
 // (a harness over both, BERT-base shapes, calls alternating, best-decile time, two runs): 2 threads, M = 43 +1.9 /
 // +1.3 %, 64 +1.7 / +1.5 %, 100 +3.5 / +2.0 %, 128 +4.1 / +3.2 %, 192 +4.1 / +2.7 %, 256 +2.9 %, 512 +4.3 / +5.1 %;
-// 1 thread M = 128 +4.2 %; 3 threads M = 200 +5.8 %. In the 12 × 768 model's forward pass it is within this VM's
-// noise (the FFN pair is ~2/3 of the GEMM work: ~2 % expected).
+// 1 thread M = 128 +4.2 %; 3 threads M = 200 +5.8 %. The 12 × 768 model's forward pass (2 threads, one Node process,
+// fused and not in paired rounds, order alternating, median of 6–8 calls each; 30 rounds per shape, two runs): the
+// fused form faster in 18 / 30 rounds at 8 × 16 tokens, 20 and 20 at 1 × 128, 22 at 4 × 64, 21 at 16 × 32, 19 at 2 ×
+// 64, 18 at 8 × 64, 14 at 32 × 16 (152 of 240 in all); median time ratio 0.995–1.039 (the FFN pair is 2/3 of the
+// GEMM flops).
 void ffn_avx512(const float* x, int M, const PackedWeight& w_in, const float* b_in, const PackedWeight& w_out,
                 const float* b_out, Activation act, float* inter, float* y, ThreadPool* pool) {
   const auto fp32 = [](const PackedWeight& w) { return !w.bf16 && !w.int8 && w.nr == NR && w.pdata; };
