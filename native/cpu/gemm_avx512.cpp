@@ -205,7 +205,7 @@ void computeBlock(const PackedJob& pj, int m0, int m1, int p0, int p1) {
         const int rows = imin(tr, m1 - m);
         const float* pn = next ? next + static_cast<size_t>(ti) * lp * 16 : B;
         const float* A = pj.xa + static_cast<size_t>(m) * j.K + static_cast<size_t>(k0) * rows;
-        if (pj.yp) {  // one K block (ffn checks): the tile through the stack into the packed layout of y
+        if (pj.yp) {  // one K block (run() sets kc = K for yp): via the stack into y's packed layout
           runKernelP(rows, A, B, kc, bp, false, j.ep, tile, NR, pn, next ? lp : 0);
           packTile(tile, NR, rows, NR, pj.yp + static_cast<size_t>(m) * j.N + static_cast<size_t>(n0) * rows);
         } else {
