@@ -1682,11 +1682,128 @@ static void peakJson(int threads, bool quick) {
   std::printf("%s\n", js.c_str());
 }
 
+// ---------------------------------------------------------------- streaming read rate (not a test)
+// The floor under a memory-bound forward pass: at batch 1 every weight is read once per call and the encoder's weights
+// outgrow the caches, so no forward can beat bytes ÷ this rate. Each size is read the way the forward reads its
+// weights: the same buffer (from the weight arena, as the packed weights are: 2 MB aligned, huge pages asked for)
+// again and again, by the pool's threads taking 256 KB chunks in turn.
+// The widest loads the CPU has: one load per cache line keeps the most lines in flight per core (measured here, 2
+// threads: 25-28 GB/s with 64-byte loads, 17-18 with 16-byte ones).
+__attribute__((target("avx512f"))) static float sumFloats512(const float* p, size_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 64 <= n; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
+    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
+    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
+  }
+  alignas(64) float v[16];
+  _mm512_store_ps(v, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  float s = 0;
+  for (float f : v) s += f;
+  return s;
+}
+__attribute__((target("avx2"))) static float sumFloats256(const float* p, size_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 32 <= n; i += 32) {
+    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+    a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
+    a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+  }
+  alignas(32) float v[8];
+  _mm256_store_ps(v, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  float s = 0;
+  for (float f : v) s += f;
+  return s;
+}
+static float sumFloats(const float* p, size_t n) {
+  static const Isa isa = detectIsa();
+  if (isa == Isa::Avx512) return sumFloats512(p, n);
+  if (isa == Isa::Avx2) return sumFloats256(p, n);
+  float s = 0;
+  for (size_t i = 0; i < n; ++i) s += p[i];
+  return s;
+}
+
+// JSON on one line: {"threads", "read": [{"MB", "gbs_median", "gbs_best"}]} (bench/bench.js reads it). Sizes take
+// turns round by round (the VM's memory speed drifts, as its clock does: see peakJson); each pass is one full read.
+static void readJson(int threads, const std::vector<double>& mbs) {
+  ThreadPool pool(threads);
+  WeightArena arena;
+  constexpr size_t kChunk = size_t(256) << 10;  // bytes per parallel_for item
+  struct Buf {
+    double mb;
+    const float* p;
+    size_t n;  // floats, a whole number of 64-float lines
+    std::vector<double> ts;
+  };
+  std::vector<Buf> bufs;
+  for (double mb : mbs) {
+    const size_t n = (static_cast<size_t>(mb * (1 << 20)) / 4) & ~size_t(63);
+    if (n == 0) continue;
+    float* p = arena.alloc(n);
+    for (size_t i = 0; i < n; ++i) p[i] = float(i & 1023) * 1e-3f;
+    bufs.push_back({mb, p, n, {}});
+  }
+  std::atomic<uint32_t> sink{0};  // the sums go somewhere, so the reads are not optimised away
+  auto pass = [&](const Buf& b) {
+    const int64_t chunks = static_cast<int64_t>((b.n * 4 + kChunk - 1) / kChunk);
+    pool.parallel_for(chunks, 1, [&](int64_t c0, int64_t c1, int) {
+      float s = 0;
+      for (int64_t c = c0; c < c1; ++c) {
+        const size_t i0 = static_cast<size_t>(c) * (kChunk / 4), i1 = std::min(b.n, i0 + kChunk / 4);
+        s += sumFloats(b.p + i0, i1 - i0);
+      }
+      uint32_t bits;
+      std::memcpy(&bits, &s, 4);
+      sink.fetch_add(bits, std::memory_order_relaxed);
+    });
+  };
+  for (auto& b : bufs) pass(b), pass(b);  // warm: page tables, the pool's threads
+  for (int round = 0; round < 8; ++round)
+    for (auto& b : bufs)
+      for (int k = 0; k < 4; ++k) {
+        const double t0 = now();
+        pass(b);
+        b.ts.push_back(now() - t0);
+      }
+  std::string js;
+  for (auto& b : bufs) {
+    std::sort(b.ts.begin(), b.ts.end());
+    const double bytes = double(b.n) * 4;
+    js += fmt("%s{\"MB\":%.1f,\"gbs_median\":%.2f,\"gbs_best\":%.2f}", js.empty() ? "" : ",", b.mb,
+              bytes / b.ts[b.ts.size() / 2] * 1e-9, bytes / b.ts[0] * 1e-9);
+  }
+  std::printf("{\"threads\":%d,\"read\":[%s]}\n", threads, js.c_str());
+}
+
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     if (std::string(argv[i]) == "--peak-json") {
       int th = i + 1 < argc ? std::atoi(argv[i + 1]) : 2;
       peakJson(th > 0 ? th : 2, i + 2 < argc && std::string(argv[i + 2]) == "quick");
+      return 0;
+    }
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--read-json") {  // --read-json THREADS MB[,MB...]
+      const int th = i + 1 < argc ? std::atoi(argv[i + 1]) : 2;
+      std::vector<double> mbs;
+      for (const char* q = i + 2 < argc ? argv[i + 2] : "256"; *q;) {
+        char* e;
+        const double v = std::strtod(q, &e);
+        if (e == q || !(v > 0 && v <= 65536)) {
+          std::fprintf(stderr, "--read-json: sizes are MB in (0, 65536], comma-separated; got '%s'\n", q);
+          return 2;
+        }
+        mbs.push_back(v);
+        q = *e == ',' ? e + 1 : e;
+        if (*e && *e != ',') {
+          std::fprintf(stderr, "--read-json: unexpected '%s' in the sizes\n", e);
+          return 2;
+        }
+      }
+      readJson(th > 0 ? th : 2, mbs);
       return 0;
     }
   for (int i = 1; i < argc; ++i)
