@@ -33,10 +33,10 @@
 //   main / this engine to 128 rows / to 512): batch 1 × 33 tokens 42.4-43.3 / 25.0; × 64: 38.6-40.1 / 31.0-32.6;
 //   × 128: 62.5-63.8 / 48.1-48.8; batch 4 × 64 tokens 114-116 / 116-118 / 79-80; batch 16 × 32: 209-212 / 206-209
 //   / 152-154.
-// - no K blocking: each task walks its panels (contiguous in memory) start to end, and a software prefetch runs
-//   4 KB ahead (SmallMPanelPrefetch, gemm_driver.h) of the tile loads along that contiguous range, so the next
-//   lines are in flight while the current chunk multiplies (tile loads stall on a miss; the hardware prefetcher
-//   stops at 4 KB pages).
+// - no K blocking: each task walks its panels (contiguous in memory) start to end, each panel's chunks as four
+//   interleaved streams with a software prefetch one chunk ahead in each (SmallMPanelPrefetch, gemm_driver.h, has
+//   the order and why), so the next lines are in flight while the current chunk multiplies (tile loads stall on a
+//   miss; the hardware prefetcher stops at 4 KB pages).
 // - C starts from the bias (a stride-0 tile load repeats the panel's 32 bias floats in every row), so the tiles are
 //   stored straight into y and only the GELU epilogue (the FFN's first GEMM) reads them back. Before, C started at
 //   zero and the bias was added to the stored rows, and that reload of just-stored tile rows (24 lines per panel)
@@ -137,7 +137,7 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
     pf.startTask(j.packed + static_cast<size_t>(b.p0) * j.KP * NR);
     for (int p = b.p0; p < b.p1; ++p) {
       const uint32_t* B = j.packed + static_cast<size_t>(p) * j.KP * NR;
-      pf.startPanel(B);
+      pf.startPanel(B, p + 1 < j.s.panels ? B + static_cast<size_t>(j.KP) * NR : nullptr);
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
       const float* bp = gemmPanelBias<NR>(j.bias, n0, cols, bias);
       for (int g = 0; g < groups; ++g) {
@@ -152,9 +152,9 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
           _tile_loadd(2, bp, 0);
           _tile_loadd(3, bp + 16, 0);
         }
-        for (int ch = 0; ch < chunks; ++ch) {
+        for (int step = 0; step < chunks; ++step) {
+          const int ch = pf.chunk(g, step);  // the order and the prefetch: gemm_driver.h
           const uint32_t* Bc = B + static_cast<size_t>(ch) * 16 * NR;  // 16 pairs × 32 columns = 2 KB
-          pf.chunk(Bc, g, ch);
           _tile_loadd(4, A0 + ch * 16, lda);
           _tile_loadd(6, Bc, NR * 4);
           _tile_loadd(7, Bc + 16, NR * 4);

@@ -393,33 +393,82 @@ inline void gemmF32Operands(GemmF32Job& j, const float* x, const PackedWeight& w
   j.ep = ep;
 }
 
-// The software prefetch of the small-M AMX engines (gemm_bf16_amx_small, gemm_int8_amx_small), which walk each
-// task's panels (contiguous in memory) chunk by chunk, 2 KB of panel per chunk, once per 32-row group of x.
-// One group (M ≤ 32): the 2 KB kPfBytes ahead of each chunk's tile loads, to L1. More groups: a cursor along the
-// task's panels, advancing one panel per panel over all `groups` passes (2 KB / groups per chunk step) and leading
-// the first pass's tile loads by kPfBytes plus (groups − 1) / groups of a panel (the least lead the first pass
-// never catches up with), so DRAM keeps streaming the next panel while the later groups re-read this one from L2
-// (to L2: the lead exceeds L1; T0 measured 15-25 % slower at M = 33-64).
+// The order in which the small-M AMX engines (gemm_bf16_amx_small, gemm_int8_amx_small) walk a panel's chunks (2 KB
+// of panel each: 16 k-pairs / k-quads × 32 columns), and their software prefetch. Each task walks its panels
+// (contiguous in memory) once per 32-row group of x.
+// One group (M ≤ 32: one pass over each panel, straight from DRAM): the chunks as kStreams
+// interleaved streams (stream s covers chunks [s·chunks/S, (s+1)·chunks/S); one chunk of every stream in turn), each
+// prefetching, to L1, its own next chunk or, at its end, the start of the same stream in the panel read next. Why:
+// with one stream and the prefetch 4 KB ahead (the previous order) the engines read W well below a plain streaming
+// read, even on one thread, where the fp32 small-M kernel (gemm_avx512.cpp), which reads its panels as four
+// streams, matches it; the hardware prefetcher keeps one stream per 4 KB page going, so four pages in flight keep
+// DRAM busier. Measured (the 48 GEMMs of a 12-token forward over the 12 × 768 model's shapes, bf16, the two
+// orders alternating in one process with a plain read of the same 162 MB, median ms of 20-40): 1 thread 14.69 →
+// 12.72 (the read 13.58); 2 threads M = 12 8.50 / 7.43 / 7.65 / 8.86 → 7.78 / 6.88 / 6.99 / 8.26 (the read 6.72 /
+// 6.26 / 6.03 / 6.74), M = 16 9.70 / 8.81 → 8.90 / 8.07, M = 24 10.38 → 10.40, M = 32 10.80 → 10.73. Two streams
+// and the prefetch two chunks ahead did no better; fewer prefetches per chunk (1, 8 or 16 lines) and _MM_HINT_T2
+// no better or worse. The bf16 forward, 12 tokens, 2 threads, p50 of 200 calls, 10 pairs of processes: 8.83-10.58
+// (median 9.20) → 7.73-9.33 ms (8.75), faster in 9 of the 10. int8 (M = 12): 1 thread 6.79 / 6.92 → 6.26 / 6.15
+// ms, 2 threads within noise.
+// At 17-32 rows (two row tiles) both orders run at ~1.7× the read: the tile multiplies then take about as long as
+// W's stream and do not overlap it (the same 48 GEMMs on one layer's weights, from cache: 5.9 ms at M = 16, 9.7 at
+// 32); two passes of one row tile, the second from L2, were slower (M = 24: 13.2 against 10.2 ms).
+// More groups: chunks in order, and a cursor along the task's panels, advancing one panel per panel over all
+// `groups` passes (2 KB / groups per chunk step) and leading the first pass's tile loads by kPfBytes plus
+// (groups − 1) / groups of a panel (the least lead the first pass never catches up with), so DRAM keeps streaming
+// the next panel while the later groups re-read this one from L2 (to L2: the lead exceeds L1; T0 measured 15-25 %
+// slower at M = 33-64).
+// The int8 engine's sums are exact, so the order does not change its output; the bf16 engine's fp32 accumulation
+// order follows it (within gemm_bf16_raw_ref's bound, as every bf16 engine).
 struct SmallMPanelPrefetch {
-  static constexpr size_t kPfBytes = 4096;  // 2, 4 KB best; 16, 32 KB worse (M = 12)
+  static constexpr size_t kChunkBytes = 2048;
+  static constexpr int kStreams = 4;
+  static constexpr size_t kPfBytes = 4096;  // the cursor's lead beyond the later groups' share (more groups)
   size_t panelBytes, steps, lead;
   int groups, chunks;
-  const char* end = nullptr;   // the cursor: next line to prefetch
-  const char* base = nullptr;  // this panel's start + lead
+  const char* end = nullptr;   // more groups: the cursor, next line to prefetch
+  const char* base = nullptr;  // more groups: this panel's start + lead
+  const char* panel = nullptr;  // one group: this panel and the next (null: none)
+  const char* next = nullptr;
+  int bound[kStreams + 1];  // one group: stream s covers chunks [bound[s], bound[s + 1])
+  int i = 0, s = 0;         // one group: the step's place in the current stream and the stream
   SmallMPanelPrefetch(size_t panel_bytes, int groups_, int chunks_)
       : panelBytes(panel_bytes), steps(static_cast<size_t>(groups_) * chunks_),
-        lead(kPfBytes + panel_bytes * (groups_ - 1) / groups_), groups(groups_), chunks(chunks_) {}
+        lead(kPfBytes + panel_bytes * (groups_ - 1) / groups_), groups(groups_), chunks(chunks_) {
+    for (int k = 0; k <= kStreams; ++k) bound[k] = chunks * k / kStreams;
+  }
   void startTask(const void* first_panel) { end = static_cast<const char*>(first_panel) + kPfBytes; }
-  void startPanel(const void* panel) { base = static_cast<const char*>(panel) + lead; }
-  // Before the tile loads of chunk `ch` (at `chunk_ptr`) in group `g`.
-  void chunk(const void* chunk_ptr, int g, int ch) {
-    if (groups == 1) {
-      const char* pf = static_cast<const char*>(chunk_ptr) + kPfBytes;
-#pragma GCC unroll 32
-      for (int l = 0; l < 32; ++l) _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
-    } else {
-      const char* to = base + panelBytes * (static_cast<size_t>(g) * chunks + ch + 1) / steps;
+  // Before group 0's pass over `p`; `next_panel` is the panel read after it (one group), null at the end of W.
+  void startPanel(const void* p, const void* next_panel) {
+    base = static_cast<const char*>(p) + lead;
+    panel = static_cast<const char*>(p);
+    next = static_cast<const char*>(next_panel);
+  }
+  // Group g's step `step` (0 .. chunks − 1, in order, each group starting at 0): the chunk to multiply next, its
+  // prefetch issued.
+  int chunk(int g, int step) {
+    if (groups > 1) {
+      const char* to = base + panelBytes * (static_cast<size_t>(g) * chunks + step + 1) / steps;
       for (; end < to; end += 64) _mm_prefetch(end, _MM_HINT_T1);
+      return step;
+    }
+    if (step == 0) i = s = 0;
+    int ch;
+    for (;;) {  // the next stream with a chunk left at place i (streams differ in length by at most one)
+      ch = bound[s] + i;
+      const bool here = ch < bound[s + 1];
+      const int st = s;
+      if (++s == kStreams) s = 0, ++i;
+      if (here) {
+        const char* pf = ch + 1 < bound[st + 1] ? panel + (ch + 1) * kChunkBytes
+                         : next                 ? next + bound[st] * kChunkBytes
+                                                : nullptr;
+        if (pf) {
+#pragma GCC unroll 32
+          for (int l = 0; l < 32; ++l) _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
+        }
+        return ch;
+      }
     }
   }
 };

@@ -11,9 +11,9 @@
 // - tile rows are the rows present: tiles 0-3 are C (rows 0-15 and 16-31 × the panel's two 16-column halves),
 //   4, 5 the same two row ranges of x (16 rows × 64 u8 at most), 6, 7 the panel's 16 quads × 16 columns (128-byte
 //   stride). M ≤ 16: one row tile;
-// - each task walks its panels (contiguous in memory) start to end with a software prefetch 4 KB ahead of the
-//   tile loads (SmallMPanelPrefetch, gemm_driver.h), so the next lines are in flight while the current chunk
-//   multiplies;
+// - each task walks its panels (contiguous in memory) start to end, each panel's chunks as four interleaved
+//   streams with a software prefetch one chunk ahead in each (SmallMPanelPrefetch, gemm_driver.h), so the next
+//   lines are in flight while the current chunk multiplies (the sums are exact: the order does not change y);
 // - more than 32 rows: groups of 32 rows (two 16-row tiles), one pass over the panel per group, the later passes
 //   from L2, the prefetch far enough ahead (to L2) that the next panel streams in meanwhile — as
 //   gemm_bf16_amx_small, which has the why. Tile rows are then 16 and 16; the last group's rows past M read the
@@ -97,7 +97,7 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
     pf.startTask(j.packed + static_cast<size_t>(b.p0) * j.KQ * NR);
     for (int p = b.p0; p < b.p1; ++p) {
       const uint32_t* B = j.packed + static_cast<size_t>(p) * j.KQ * NR;
-      pf.startPanel(B);
+      pf.startPanel(B, p + 1 < j.s.panels ? B + static_cast<size_t>(j.KQ) * NR : nullptr);
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
       // The epilogue's per-column operands (those of gemm_int8_amx, operation for operation: bitwise the same y).
       const __mmask16 k0 = static_cast<__mmask16>(cols >= 16 ? 0xFFFFu : (1u << cols) - 1u);
@@ -117,9 +117,9 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
           _tile_zero(2);
           _tile_zero(3);
         }
-        for (int ch = 0; ch < chunks; ++ch) {
+        for (int step = 0; step < chunks; ++step) {
+          const int ch = pf.chunk(g, step);  // the order and the prefetch: gemm_driver.h
           const uint32_t* Bc = B + static_cast<size_t>(ch) * 16 * NR;  // 16 quads × 32 columns = 2 KB
-          pf.chunk(Bc, g, ch);
           _tile_loadd(4, A0 + ch * 64, lda);
           _tile_loadd(6, Bc, NR * 4);
           _tile_loadd(7, Bc + 16, NR * 4);
