@@ -448,12 +448,17 @@ function runRssChild(peer, model, threads) {
 }
 
 // ------------------------------------------------------------------------------------------------ peak FMA + GEMM
-function peakAndGemm(threads, quick) {
+// build/test_ops run with `args`: the JSON on its last line, { error } if it failed, null where it is not built.
+function testOpsJson(args) {
   const exe = path.join(ROOT, 'build', 'test_ops');
   if (!fs.existsSync(exe)) return null;
-  const r = spawnSync(exe, ['--peak-json', String(threads), quick ? 'quick' : 'full'], { encoding: 'utf8' });
+  const r = spawnSync(exe, args, { encoding: 'utf8' });
   if (r.status !== 0) return { error: r.stderr || r.stdout };
   return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+function peakAndGemm(threads, quick) {
+  return testOpsJson(['--peak-json', String(threads), quick ? 'quick' : 'full']);
 }
 
 // ------------------------------------------------------------------------------------------------ memory floor
@@ -466,15 +471,13 @@ function encoderWeightBytes(stDir) {
 }
 
 // test_ops --read-json: the streaming read rate of buffers that large, read again and again by the same threads.
+// Each entry: { bytes, MB, gbs_median, gbs_best, floorMs } (floorMs: bytes ÷ the fastest pass).
 function readRates(threads, bytes) {
-  const exe = path.join(ROOT, 'build', 'test_ops');
-  if (!fs.existsSync(exe)) return null;
   const mbs = Object.values(bytes).map((b) => (b / 1048576).toFixed(1));
-  const r = spawnSync(exe, ['--read-json', String(threads), mbs.join(',')], { encoding: 'utf8' });
-  if (r.status !== 0) return { error: r.stderr || r.stdout };
-  const js = JSON.parse(r.stdout.trim().split('\n').pop());
+  const js = testOpsJson(['--read-json', String(threads), mbs.join(',')]);
+  if (!js || js.error) return js;
   const out = {};
-  Object.keys(bytes).forEach((k, i) => (out[k] = { bytes: bytes[k], ...js.read[i] }));
+  Object.keys(bytes).forEach((k, i) => (out[k] = { bytes: bytes[k], ...js.read[i], floorMs: bytes[k] / (js.read[i].gbs_best * 1e9) * 1e3 }));
   return out;
 }
 
@@ -486,7 +489,7 @@ function fmtRatio(x) {
 // " (memory floor 0.34×)": where the batch-1 target sits against the bytes-÷-read-rate floor (the table above it).
 function floorNote(r, k) {
   const x = r.floor && !r.floor.error && r.floor[k];
-  return x ? ` (memory floor ${fmtRatio(x.bytes / (x.gbs_best * 1e9) * 1e3 / r.b.ort.p50)})` : '';
+  return x ? ` (memory floor ${fmtRatio(x.floorMs / r.b.ort.p50)})` : '';
 }
 
 function report(ctx) {
@@ -610,7 +613,7 @@ function report(ctx) {
       for (const [k, b] of [['fp32', r.b.ours], ['bf16', r.b.bf16], ['int8', r.b.i8]]) {
         const x = fl[k];
         if (!x) continue;
-        const ms = x.bytes / (x.gbs_best * 1e9) * 1e3;
+        const ms = x.floorMs;
         L.push(`| ${k} | ${MB(x.bytes)} | ${x.gbs_median.toFixed(1)} / ${x.gbs_best.toFixed(1)} | ${ms.toFixed(2)} | ${b ? b.p50.toFixed(2) : '–'} | ${b ? fmtRatio(b.p50 / ms) : '–'} | ${fmtRatio(ms / r.b.ort.p50)} |`);
       }
       L.push('');

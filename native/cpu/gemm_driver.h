@@ -408,8 +408,8 @@ inline void gemmF32Operands(GemmF32Job& j, const float* x, const PackedWeight& w
 // 6.26 / 6.03 / 6.74), M = 16 9.70 / 8.81 → 8.90 / 8.07, M = 24 10.38 → 10.40, M = 32 10.80 → 10.73. Two streams
 // and the prefetch two chunks ahead did no better; fewer prefetches per chunk (1, 8 or 16 lines) and _MM_HINT_T2
 // no better or worse. The bf16 forward, 12 tokens, 2 threads, p50 of 200 calls, 10 pairs of processes: 8.83-10.58
-// (median 9.20) → 7.73-9.33 ms (8.75), faster in 9 of the 10. int8 (M = 12): 1 thread 6.79 / 6.92 → 6.26 / 6.15
-// ms, 2 threads within noise.
+// (median 9.20) → 7.73-9.33 ms (8.75), faster in 9 of the 10. int8 (M = 12, the 48 GEMMs, old and new build in
+// alternating processes): 1 thread 6.79 / 6.92 → 6.26 / 6.15 ms, 2 threads within noise.
 // At 17-32 rows (two row tiles) both orders run at ~1.7× the read: the tile multiplies then take about as long as
 // W's stream and do not overlap it (the same 48 GEMMs on one layer's weights, from cache: 5.9 ms at M = 16, 9.7 at
 // 32); two passes of one row tile, the second from L2, were slower (M = 24: 13.2 against 10.2 ms).
@@ -438,7 +438,8 @@ struct SmallMPanelPrefetch {
     for (int k = 0; k <= kStreams; ++k) bound[k] = chunks * k / kStreams;
   }
   void startTask(const void* first_panel) { end = static_cast<const char*>(first_panel) + kPfBytes; }
-  // Before group 0's pass over `p`; `next_panel` is the panel read after it (one group), null at the end of W.
+  // Before group 0's pass over `p`; `next_panel` is the one after it in memory (this task's next panel, or at the
+  // task's end the first of the next task, which the pool hands out in order), null at the end of W.
   void startPanel(const void* p, const void* next_panel) {
     base = static_cast<const char*>(p) + lead;
     panel = static_cast<const char*>(p);
