@@ -42,6 +42,8 @@
 //   zero and the bias was added to the stored rows, and that reload of just-stored tile rows (24 lines per panel)
 //   waits for the tile stores: without it the 48 GEMMs of a 12-token forward (M = 12, 2 threads, a throw-away harness
 //   over the real kernels, median of 100 calls, 3 alternating runs) took 6.03 / 6.09 / 6.07 → 5.22 / 5.52 / 5.64 ms.
+// - the GELU epilogue (the FFN's first GEMM) of a pass whose tiles went straight into y runs during the next pass, a
+//   few rows per chunk step (DeferredRows, gemm_driver.h, has why and what it measured).
 // - work split: panel groups only (one row block), sized by gemmPanelsPerGroupBalanced so both threads get equal
 //   shares of N. Tile state is configured per task call and released after it.
 // Effect: 12-token batch-1 forward of the 12 × 768 model, 2 threads, p50 19.4-20.7 → 7.6-9.6 ms (3 interleaved
@@ -132,6 +134,12 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
   const int chunks = j.KPP / 16, groups = (j.M + kGroupRows - 1) / kGroupRows;
   const size_t lda = static_cast<size_t>(j.KPP) * 4, ldy = static_cast<size_t>(j.N) * 4;
   SmallMPanelPrefetch pf(static_cast<size_t>(j.KP) * NR * 4, groups, chunks);  // gemm_driver.h has the why
+  DeferredRows later;  // the GELU of the last pass's rows at pc (row stride pld floats), gemm_driver.h
+  float* pc = nullptr;
+  int pld = 0;
+  const auto gelu = [&](int r0, int r1) {
+    gemmGeluEpilogue32(j.ep, pc + static_cast<size_t>(r0) * pld, r1 - r0, pld);
+  };
   for (int64_t t = begin; t < end; ++t) {
     const GemmBlock b = gemmBlock(j.s, t);
     pf.startTask(j.packed + static_cast<size_t>(b.p0) * j.KP * NR);
@@ -154,6 +162,7 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
         }
         for (int step = 0; step < chunks; ++step) {
           const int ch = pf.chunk(g, step);  // the order and the prefetch: gemm_driver.h
+          later.step(gelu);
           const uint32_t* Bc = B + static_cast<size_t>(ch) * 16 * NR;  // 16 pairs × 32 columns = 2 KB
           _tile_loadd(4, A0 + ch * 16, lda);
           _tile_loadd(6, Bc, NR * 4);
@@ -178,13 +187,21 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
           _tile_stored(2, reinterpret_cast<char*>(C) + 16 * ldc, ldc);
           _tile_stored(3, reinterpret_cast<char*>(C + 16) + 16 * ldc, ldc);
         }
-        if (j.ep) gemmGeluEpilogue32(j.ep, C, real, static_cast<int>(ldc / 4));
+        later.finish(gelu);
+        if (j.ep && direct) {  // during the next pass
+          pc = C;
+          pld = static_cast<int>(ldc / 4);
+          later.start(real, chunks);
+        } else if (j.ep) {  // the stack buffer is reused by the next pass
+          gemmGeluEpilogue32(j.ep, C, real, static_cast<int>(ldc / 4));
+        }
         if (!direct)
           for (int r = 0; r < real; ++r)
             for (int c = 0; c < cols; ++c) Y[static_cast<size_t>(r) * j.N + c] = cbuf[r * NR + c];
       }
     }
   }
+  later.finish(gelu);
   _tile_release();
 }
 

@@ -24,6 +24,8 @@
 //   512 5380-5830 / 5460-5750, 768 9080-11400 / 7730-8590: the blocked engine catches up at 384-512 rows, so
 //   kMaxRows = 384. End to end (encodeIds, 2 threads, p50 ms, main / this engine to 128 rows): batch 1 × 33 tokens
 //   16.2-16.4 / 14.4-14.5, × 48: 18.4-18.7 / 16.0.
+// - a pass's epilogue (dequantisation, bias, GELU) runs during the next pass, a few rows per chunk step, from the
+//   other of two sum buffers (DeferredRows, gemm_driver.h, has why and what it measured);
 // - work split: panel groups only (one row block), sized by gemmPanelsPerGroupBalanced so both threads get equal
 //   shares of N.
 // Tile state is configured per task call and released after it.
@@ -74,7 +76,36 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
     a = gemmInt8ActLayout(sj.xc.get(tid, [&](float* copy) {
       quantize_int8_rows_avx512(sj.x, j.s.M, j.K, gemmInt8ActLayout(copy, j.s.M, j.KQ));
     }), j.s.M, j.KQ);
-  alignas(64) int32_t cbuf[kGroupRows * NR];
+  alignas(64) int32_t cbuf[2][kGroupRows * NR];  // a pass's sums; the last pass's wait in the other for its epilogue
+  int cb = 0;
+  // The epilogue of the last pass: its panel's per-column operands (those of gemm_int8_amx, operation for operation:
+  // bitwise the same y), its rows, done a few at each chunk step of the next pass (DeferredRows, gemm_driver.h).
+  struct Epi {
+    __mmask16 k0, k1;
+    __m512 sw0, sw1, b0, b1;
+    __m512i ws0, ws1;
+    const int32_t* c;
+    float* Y;
+    int m0;
+  } e;
+  DeferredRows later;
+  const auto epilogue = [&](int r0, int r1) {
+    for (int r = r0; r < r1; ++r) {
+      const __m512 s = _mm512_set1_ps(a.scale[e.m0 + r]);
+      const __m512i z = _mm512_set1_epi32(a.zp[e.m0 + r]);
+      __m512 y0 = gemmInt8Dequant16(_mm512_load_si512(e.c + r * NR), z, e.ws0, s, e.sw0, e.b0);
+      __m512 y1 = gemmInt8Dequant16(_mm512_load_si512(e.c + r * NR + 16), z, e.ws1, s, e.sw1, e.b1);
+      if (j.ep == 1) {
+        y0 = gelu_erf16(y0);
+        y1 = gelu_erf16(y1);
+      } else if (j.ep == 2) {
+        y0 = gelu_tanh16(y0);
+        y1 = gelu_tanh16(y1);
+      }
+      _mm512_mask_storeu_ps(e.Y + static_cast<size_t>(r) * j.N, e.k0, y0);
+      _mm512_mask_storeu_ps(e.Y + static_cast<size_t>(r) * j.N + 16, e.k1, y1);
+    }
+  };
   // Tile rows: M ≤ 32 the rows present (no padding row multiplied); M > 32: 16 and 16, the last group's rows past
   // M read from the zeroed padding rows quantize_int8_avx512 leaves up to a multiple of 32, and are dropped.
   const int M = j.s.M;
@@ -99,13 +130,6 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
       const uint32_t* B = j.packed + static_cast<size_t>(p) * j.KQ * NR;
       pf.startPanel(B, p + 1 < j.s.panels ? B + static_cast<size_t>(j.KQ) * NR : nullptr);
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
-      // The epilogue's per-column operands (those of gemm_int8_amx, operation for operation: bitwise the same y).
-      const __mmask16 k0 = static_cast<__mmask16>(cols >= 16 ? 0xFFFFu : (1u << cols) - 1u);
-      const __mmask16 k1 = static_cast<__mmask16>(cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1u : 0u);
-      const __m512 sw0 = _mm512_loadu_ps(j.wscale + n0), sw1 = _mm512_loadu_ps(j.wscale + n0 + 16);
-      const __m512i ws0 = _mm512_loadu_si512(j.wsum + n0), ws1 = _mm512_loadu_si512(j.wsum + n0 + 16);
-      const __m512 b0 = j.bias ? _mm512_maskz_loadu_ps(k0, j.bias + n0) : _mm512_setzero_ps();
-      const __m512 b1 = j.bias ? _mm512_maskz_loadu_ps(k1, j.bias + n0 + 16) : _mm512_setzero_ps();
       for (int g = 0; g < groups; ++g) {
         const int m0 = g * kGroupRows, real = imin(kGroupRows, M - m0);
         const bool two = real > r0;  // the group's second row tile holds rows
@@ -119,6 +143,7 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
         }
         for (int step = 0; step < chunks; ++step) {
           const int ch = pf.chunk(g, step);  // the order and the prefetch: gemm_driver.h
+          later.step(epilogue);
           const uint32_t* Bc = B + static_cast<size_t>(ch) * 16 * NR;  // 16 quads × 32 columns = 2 KB
           _tile_loadd(4, A0 + ch * 64, lda);
           _tile_loadd(6, Bc, NR * 4);
@@ -131,31 +156,31 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
             _tile_dpbusd(3, 5, 7);
           }
         }
-        _tile_stored(0, cbuf, NR * 4);
-        _tile_stored(1, cbuf + 16, NR * 4);
+        int32_t* C = cbuf[cb];
+        cb ^= 1;
+        _tile_stored(0, C, NR * 4);
+        _tile_stored(1, C + 16, NR * 4);
         if (two) {
-          _tile_stored(2, cbuf + 16 * NR, NR * 4);
-          _tile_stored(3, cbuf + 16 * NR + 16, NR * 4);
+          _tile_stored(2, C + 16 * NR, NR * 4);
+          _tile_stored(3, C + 16 * NR + 16, NR * 4);
         }
-        float* Y = j.y + static_cast<size_t>(m0) * j.N + n0;
-        for (int r = 0; r < real; ++r) {
-          const __m512 s = _mm512_set1_ps(a.scale[m0 + r]);
-          const __m512i z = _mm512_set1_epi32(a.zp[m0 + r]);
-          __m512 y0 = gemmInt8Dequant16(_mm512_load_si512(cbuf + r * NR), z, ws0, s, sw0, b0);
-          __m512 y1 = gemmInt8Dequant16(_mm512_load_si512(cbuf + r * NR + 16), z, ws1, s, sw1, b1);
-          if (j.ep == 1) {
-            y0 = gelu_erf16(y0);
-            y1 = gelu_erf16(y1);
-          } else if (j.ep == 2) {
-            y0 = gelu_tanh16(y0);
-            y1 = gelu_tanh16(y1);
-          }
-          _mm512_mask_storeu_ps(Y + static_cast<size_t>(r) * j.N, k0, y0);
-          _mm512_mask_storeu_ps(Y + static_cast<size_t>(r) * j.N + 16, k1, y1);
-        }
+        later.finish(epilogue);  // the pass before this one, if it had more rows than this pass had steps
+        e.k0 = static_cast<__mmask16>(cols >= 16 ? 0xFFFFu : (1u << cols) - 1u);
+        e.k1 = static_cast<__mmask16>(cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1u : 0u);
+        e.sw0 = _mm512_loadu_ps(j.wscale + n0);
+        e.sw1 = _mm512_loadu_ps(j.wscale + n0 + 16);
+        e.ws0 = _mm512_loadu_si512(j.wsum + n0);
+        e.ws1 = _mm512_loadu_si512(j.wsum + n0 + 16);
+        e.b0 = j.bias ? _mm512_maskz_loadu_ps(e.k0, j.bias + n0) : _mm512_setzero_ps();
+        e.b1 = j.bias ? _mm512_maskz_loadu_ps(e.k1, j.bias + n0 + 16) : _mm512_setzero_ps();
+        e.c = C;
+        e.Y = j.y + static_cast<size_t>(m0) * j.N + n0;
+        e.m0 = m0;
+        later.start(real, chunks);
       }
     }
   }
+  later.finish(epilogue);
   _tile_release();
 }
 
