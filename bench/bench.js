@@ -352,7 +352,7 @@ async function workloadBSentences(peers, singles, block = 50, turnWarmMs = 300) 
   return statsOf(ts, (s) => ({ mean: s.reduce((x, y) => x + y, 0) / s.length, p50: pct(s, 50), runs: s.length }));
 }
 
-// (c) grid batch × length: synthetic ids ([CLS] random [SEP]), sentences/s from the median of `reps` calls.
+// (c) grid batch × length: synthetic ids ([CLS] random [SEP]), sentences/s from the median of each peer's `reps` calls.
 function syntheticBatch(B, L, seed) {
   let x = seed >>> 0;
   const rnd = () => ((x = (x * 1664525 + 1013904223) >>> 0), x);
@@ -365,25 +365,33 @@ function syntheticBatch(B, L, seed) {
   return { ids, lengths: new Int32Array(B).fill(L) };
 }
 
-async function workloadC(peers, grid, maxReps) {
+// Peers take turns in `rounds` rounds per cell (each turn: one untimed call, then its share of the timed calls), so
+// that a change in the VM's speed during a cell reaches every peer alike. Why: with one block of calls per peer the
+// fp32 ratios of the same cells moved by up to ±25 % between full runs (e.g. batch 32 × 16: 1.35×, 1.06×, 1.13×,
+// 0.99× in four runs of unchanged fp32 code), more than the peers' difference.
+async function workloadC(peers, grid, maxReps, rounds = 3) {
   const res = [];
   for (const [B, L] of grid) {
     const batch = syntheticBatch(B, L, B * 1000 + L);
     const row = { B, L };
     // fewer calls for the big cells (32 × 128 is ~0.7 TFLOP per call): between 3 and maxReps
     const reps = Math.max(3, Math.min(maxReps, Math.ceil(4096 / (B * L))));
-    for (const p of peers) {
-      await sleep(50);
-      await p.run(batch);
-      const ts = [];
-      for (let i = 0; i < reps; i++) {
-        const t0 = now();
+    const perTurn = Math.ceil(reps / rounds);
+    const ts = {};
+    for (const p of peers) ts[p.name] = [];
+    for (let r = 0; r < rounds; r++) {
+      for (const p of peers) {
+        await sleep(50);
         await p.run(batch);
-        ts.push(now() - t0);
+        for (let i = 0; i < perTurn; i++) {
+          const t0 = now();
+          await p.run(batch);
+          ts[p.name].push(now() - t0);
+        }
+        await sleep(100);
       }
-      row[p.name] = B / (median(ts) / 1000);
-      await sleep(100);
     }
+    for (const p of peers) row[p.name] = B / (median(ts[p.name]) / 1000);
     res.push(row);
   }
   return res;
@@ -670,7 +678,7 @@ function report(ctx) {
   L.push('');
   L.push('- Same process, same token ids: both peers get the KoBERT tokenizer\'s ids (this package\'s tokenizer, equal to the Python one); the klue-shaped model is a 32000-row embedding table fed the same ids. Batches are formed the sentence-transformers way (longest first, 32 per batch); ORT gets each batch padded to its longest sequence with an attention mask, ours gets it packed (no padding).');
   L.push('- Both produce mean-pooled sentence embeddings: ours in the core, ORT in the graph (the export adds masked mean pooling).');
-  L.push('- (a) best of the full passes (peers take turns pass by pass) after a 3-batch warm-up; (b) after warm-up runs, percentiles over ≥ 100 timed runs per peer (turns in blocks of 20, each turn after ≥ 300 ms of untimed runs: a call\'s time on this VM falls over the first ~20–30 calls after the process did anything else, for every peer), and separately the first call after 0.5 s with nothing running (median and worst, peers taking turns), and every 9th KorSTS-test sentence one at a time (each its own length, as search queries come; blocks of 50 per turn, each turn after 300 ms of untimed runs); (c) median of the calls; end to end includes tokenization and packing / padding.');
+  L.push('- (a) best of the full passes (peers take turns pass by pass) after a 3-batch warm-up; (b) after warm-up runs, percentiles over ≥ 100 timed runs per peer (turns in blocks of 20, each turn after ≥ 300 ms of untimed runs: a call\'s time on this VM falls over the first ~20–30 calls after the process did anything else, for every peer), and separately the first call after 0.5 s with nothing running (median and worst, peers taking turns), and every 9th KorSTS-test sentence one at a time (each its own length, as search queries come; blocks of 50 per turn, each turn after 300 ms of untimed runs); (c) median of each peer\'s calls, peers taking turns in 3 rounds per cell (one untimed call per turn); end to end includes tokenization and packing / padding.');
   L.push('- (d) separate child processes per peer (so one peer\'s memory does not count for the other); RSS includes the file-backed pages of memory-mapped weights. Peak = VmHWM (reset after load) over the first 24 batches of (a), which hold its longest sentences.');
   L.push(`- "ours bf16" is the opt-in precision \'bf16\' (weights rounded to bf16 at load, activations rounded to bf16 once per GEMM or block, fp32 accumulation), selected here with $KST_PRECISION=bf16; on this CPU it runs on ${mach.flags.includes('amx_bf16') ? 'AMX-BF16 tiles (a small-M engine up to 512 tokens per GEMM, in passes of 32 rows over each weight panel, the blocked engine above)' : 'AVX512-BF16 vdpbf16ps (bf16 widened to fp32 FMAs up to 24 tokens per GEMM)'}.`);
   L.push(`- "ours int8" is the opt-in precision \'int8\' (weights quantised per output channel to int8 at load, activations per token to u8 with a zero point on every GEMM, exact int32 sums; embeddings, LayerNorm, attention and pooling in fp32), selected here with $KST_PRECISION=int8; on this CPU it runs on ${mach.flags.includes('amx_int8') ? 'AMX-INT8 tiles (a small-M engine up to 384 tokens per GEMM, in passes of 32 rows over each weight panel, the blocked engine above)' : mach.flags.includes('avx512_vnni') ? 'AVX512-VNNI vpdpbusd' : mach.flags.includes('avx_vnni') ? 'AVX-VNNI vpdpbusd' : 'nothing: no VNNI, so it falls back to fp32'}. ORT int8 is ORT\'s own dynamic quantisation of the same graph.`);
