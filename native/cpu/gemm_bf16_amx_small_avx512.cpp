@@ -37,13 +37,13 @@
 //   interleaved streams with a software prefetch one chunk ahead in each (SmallMPanelPrefetch, gemm_driver.h, has
 //   the order and why), so the next lines are in flight while the current chunk multiplies (tile loads stall on a
 //   miss; the hardware prefetcher stops at 4 KB pages).
-// - C starts from the bias (a stride-0 tile load repeats the panel's 32 bias floats in every row), so the tiles are
-//   stored straight into y and only the GELU epilogue (the FFN's first GEMM) reads them back. Before, C started at
-//   zero and the bias was added to the stored rows, and that reload of just-stored tile rows (24 lines per panel)
-//   waits for the tile stores: without it the 48 GEMMs of a 12-token forward (M = 12, 2 threads, a throw-away harness
-//   over the real kernels, median of 100 calls, 3 alternating runs) took 6.03 / 6.09 / 6.07 → 5.22 / 5.52 / 5.64 ms.
-// - the GELU epilogue (the FFN's first GEMM) of a pass whose tiles went straight into y runs during the next pass, a
-//   few rows per chunk step (DeferredRows, gemm_driver.h, has why and what it measured).
+// - C starts from the bias (a stride-0 tile load repeats the panel's 32 bias floats in every row). The tiles go to a
+//   stack buffer, and the pass's epilogue (GELU for the FFN's first GEMM, then the valid rows and columns out to y)
+//   runs during the next pass, a few rows per chunk step, from the other of two buffers (task() says why not
+//   straight into y; DeferredRows, gemm_driver.h, why deferred). Before either, C started at zero and the bias was
+//   added to the stored rows, and that reload of just-stored tile rows (24 lines per panel) waited for the tile
+//   stores: without it the 48 GEMMs of a 12-token forward (M = 12, 2 threads, a throw-away harness over the real
+//   kernels, median of 100 calls, 3 alternating runs) took 6.03 / 6.09 / 6.07 → 5.22 / 5.52 / 5.64 ms.
 // - work split: panel groups only (one row block), sized by gemmPanelsPerGroupBalanced so both threads get equal
 //   shares of N. Tile state is configured per task call and released after it.
 // Effect: 12-token batch-1 forward of the 12 × 768 model, 2 threads, p50 19.4-20.7 → 7.6-9.6 ms (3 interleaved
@@ -118,7 +118,6 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
   if (j.xc.base)
     a = reinterpret_cast<const uint32_t*>(
         j.xc.get(tid, [&](float* copy) { convertRows(j.x, j.M, j.K, j.KPP, reinterpret_cast<uint32_t*>(copy)); }));
-  alignas(64) float cbuf[kGroupRows * NR];
   alignas(64) float bias[NR];
   int r0, r1;
   tileRows(j.M, r0, r1);
@@ -132,13 +131,32 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
   }
   _tile_loadconfig(&cfg);
   const int chunks = j.KPP / 16, groups = (j.M + kGroupRows - 1) / kGroupRows;
-  const size_t lda = static_cast<size_t>(j.KPP) * 4, ldy = static_cast<size_t>(j.N) * 4;
+  const size_t lda = static_cast<size_t>(j.KPP) * 4;
   SmallMPanelPrefetch pf(static_cast<size_t>(j.KP) * NR * 4, groups, chunks);  // gemm_driver.h has the why
-  DeferredRows later;  // the GELU of the last pass's rows at pc (row stride pld floats), gemm_driver.h
-  float* pc = nullptr;
-  int pld = 0;
-  const auto gelu = [&](int r0, int r1) {
-    gemmGeluEpilogue32(j.ep, pc + static_cast<size_t>(r0) * pld, r1 - r0, pld);
+  // A pass's tiles go to one of two stack buffers; its epilogue (GELU or none, the valid columns out to y) runs
+  // during the next pass, a few rows per chunk step (DeferredRows, gemm_driver.h). Why not the tiles straight into
+  // y: a tile store writes 16 rows N floats apart, at N = 3072 (12 KB) all in one L1 set, and the epilogue then reads
+  // them back; through the stack, 48 GEMMs of a 12-token-shaped forward measured 1-4 % faster at M = 12-48 (p10 of
+  // 30 alternating calls 6.64 / 6.83 → 6.52 / 6.62 ms at M = 12, 13.60 / 13.36 → 12.89 / 12.85 at M = 48).
+  alignas(64) float cbuf[2][kGroupRows * NR];
+  int cb = 0;
+  DeferredRows later;
+  const float* src = nullptr;  // the last pass: its sums, where they go, the valid columns of each half
+  float* dst = nullptr;
+  __mmask16 k0 = 0, k1 = 0;
+  const auto out = [&](int ra, int rb) {
+    for (int r = ra; r < rb; ++r) {
+      __m512 v0 = _mm512_load_ps(src + r * NR), v1 = _mm512_load_ps(src + r * NR + 16);
+      if (j.ep == 1) {
+        v0 = gelu_erf16(v0);
+        v1 = gelu_erf16(v1);
+      } else if (j.ep == 2) {
+        v0 = gelu_tanh16(v0);
+        v1 = gelu_tanh16(v1);
+      }
+      _mm512_mask_storeu_ps(dst + static_cast<size_t>(r) * j.N, k0, v0);
+      _mm512_mask_storeu_ps(dst + static_cast<size_t>(r) * j.N + 16, k1, v1);
+    }
   };
   for (int64_t t = begin; t < end; ++t) {
     const GemmBlock b = gemmBlock(j.s, t);
@@ -162,7 +180,7 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
         }
         for (int step = 0; step < chunks; ++step) {
           const int ch = pf.chunk(g, step);  // the order and the prefetch: gemm_driver.h
-          later.step(gelu);
+          later.step(out);
           const uint32_t* Bc = B + static_cast<size_t>(ch) * 16 * NR;  // 16 pairs × 32 columns = 2 KB
           _tile_loadd(4, A0 + ch * 16, lda);
           _tile_loadd(6, Bc, NR * 4);
@@ -175,33 +193,24 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
             _tile_dpbf16ps(3, 5, 7);
           }
         }
-        // Straight into y where the tiles hold exactly the group's rows of a whole panel; else through the stack
-        // buffer, valid rows and columns copied out.
-        const bool direct = cols == NR && r0 + (two ? r1 : 0) == real;
-        float* Y = j.y + static_cast<size_t>(m0) * j.N + n0;
-        float* C = direct ? Y : cbuf;
-        const size_t ldc = direct ? ldy : NR * 4;
-        _tile_stored(0, C, ldc);
-        _tile_stored(1, C + 16, ldc);
+        float* C = cbuf[cb];
+        cb ^= 1;
+        _tile_stored(0, C, NR * 4);
+        _tile_stored(1, C + 16, NR * 4);
         if (two) {
-          _tile_stored(2, reinterpret_cast<char*>(C) + 16 * ldc, ldc);
-          _tile_stored(3, reinterpret_cast<char*>(C + 16) + 16 * ldc, ldc);
+          _tile_stored(2, C + 16 * NR, NR * 4);
+          _tile_stored(3, C + 16 * NR + 16, NR * 4);
         }
-        later.finish(gelu);
-        if (j.ep && direct) {  // during the next pass
-          pc = C;
-          pld = static_cast<int>(ldc / 4);
-          later.start(real, chunks);
-        } else if (j.ep) {  // the stack buffer is reused by the next pass
-          gemmGeluEpilogue32(j.ep, C, real, static_cast<int>(ldc / 4));
-        }
-        if (!direct)
-          for (int r = 0; r < real; ++r)
-            for (int c = 0; c < cols; ++c) Y[static_cast<size_t>(r) * j.N + c] = cbuf[r * NR + c];
+        later.finish(out);  // the pass before, if it had more rows than this pass had steps
+        src = C;
+        dst = j.y + static_cast<size_t>(m0) * j.N + n0;
+        k0 = static_cast<__mmask16>(cols >= 16 ? 0xFFFFu : (1u << cols) - 1u);
+        k1 = static_cast<__mmask16>(cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1u : 0u);
+        later.start(real, chunks);
       }
     }
   }
-  later.finish(gelu);
+  later.finish(out);
   _tile_release();
 }
 

@@ -474,13 +474,14 @@ struct SmallMPanelPrefetch {
   }
 };
 
-// The small-M AMX engines' epilogue (bf16: GELU over the stored rows; int8: dequantisation, bias, GELU), run a few
+// The small-M AMX engines' epilogue (bf16: GELU, copy out to y; int8: dequantisation, bias, GELU), run a few
 // rows at each chunk step of the engine's next pass instead of all at once after a pass's tile stores. Why: at batch
 // 1 the engines are bound by W's stream, and an epilogue between two passes leaves DRAM idle while it runs (it also
 // first waits for the tile stores it reads back); spread over the next pass it runs while the tile loads wait for
 // W. Holds only the row count: the engine keeps what the rows need and hands the work over as f(r0, r1).
 // Measured (the 48 GEMMs of a 12-token-shaped forward, 2 threads, the two ways alternating in one process with a
-// plain read of the same bytes, median ms of 30, two rounds): bf16 M = 12 6.61 / 6.72 → 6.51 / 6.56, M = 16 7.00 /
+// plain read of the same bytes, median ms of 30, two rounds): bf16 (tiles then still stored straight into y, only
+// the GELU deferred) M = 12 6.61 / 6.72 → 6.51 / 6.56, M = 16 7.00 /
 // 6.92 → 6.65 / 6.55, M = 24 9.25 / 9.37 → 8.67 / 8.80, M = 32 13.77 / 13.74 → 13.74 / 13.60 (the multiplies, not
 // the epilogue, hold M = 32 back), M = 64 16.94 / 16.87 → 16.52 / 15.85; int8 M = 12 3.28 / 3.22 → 3.04 / 3.02,
 // M = 16 3.70 / 3.64 → 3.55 / 3.47, M = 24 4.90 / 5.02 → 4.85 / 4.80. With the epilogue left out altogether, bf16
