@@ -65,7 +65,7 @@ void run(void* ctx, int64_t rb, int64_t re, int) {
 void add_layernorm_avx2(const float* x, const float* res, const float* gamma, const float* beta, float* y, int M,
                         int N, float eps, ThreadPool* pool) {
   Job j{x, res, gamma, beta, y, N, eps};
-  parallelRun(pool, M, 16, run, &j);
+  parallelRun(pool, M, layerNormGrain(pool, M, 16), run, &j);
 }
 
 }  // namespace cpu

@@ -89,7 +89,7 @@ void run(void* ctx, int64_t rb, int64_t re, int) {
 void add_layernorm_avx512(const float* x, const float* res, const float* gamma, const float* beta, float* y, int M,
                           int N, float eps, ThreadPool* pool) {
   Job j{x, res, gamma, beta, y, N, eps};
-  parallelRun(pool, M, 32, run, &j);  // rows are cheap: small M (batch 1) runs inline, no pool round trip
+  parallelRun(pool, M, layerNormGrain(pool, M, 32), run, &j);
 }
 
 }  // namespace cpu

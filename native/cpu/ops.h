@@ -112,6 +112,9 @@ float* packedAlloc(PackedWeight& w, size_t floats);  // (re)allocates w.packed, 
 using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end, int tid);
 void parallelRun(ThreadPool* pool, int64_t n, int64_t grain, RangeFn fn, void* ctx);
 int poolThreads(const ThreadPool* pool);
+// Rows per chunk for add_layernorm over `rows` rows: a thread's equal share, within [4, max_rows] (backend_cpu.cpp
+// has why).
+int64_t layerNormGrain(const ThreadPool* pool, int64_t rows, int64_t max_rows);
 
 // Attention over sequences packed end to end. q/k/v/out are [T, heads*head_size] with row strides
 // ld_qkv / ld_out (q, k and v may be column slices of one fused QKV buffer).
