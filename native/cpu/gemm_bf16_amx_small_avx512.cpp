@@ -145,18 +145,9 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
   float* dst = nullptr;
   __mmask16 k0 = 0, k1 = 0;
   const auto out = [&](int ra, int rb) {
-    for (int r = ra; r < rb; ++r) {
-      __m512 v0 = _mm512_load_ps(src + r * NR), v1 = _mm512_load_ps(src + r * NR + 16);
-      if (j.ep == 1) {
-        v0 = gelu_erf16(v0);
-        v1 = gelu_erf16(v1);
-      } else if (j.ep == 2) {
-        v0 = gelu_tanh16(v0);
-        v1 = gelu_tanh16(v1);
-      }
-      _mm512_mask_storeu_ps(dst + static_cast<size_t>(r) * j.N, k0, v0);
-      _mm512_mask_storeu_ps(dst + static_cast<size_t>(r) * j.N + 16, k1, v1);
-    }
+    for (int r = ra; r < rb; ++r)
+      gemmStoreRow32(dst + static_cast<size_t>(r) * j.N, k0, k1, j.ep, _mm512_load_ps(src + r * NR),
+                     _mm512_load_ps(src + r * NR + 16));
   };
   for (int64_t t = begin; t < end; ++t) {
     const GemmBlock b = gemmBlock(j.s, t);
@@ -204,8 +195,7 @@ KST_AMX_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
         later.finish(out);  // the pass before, if it had more rows than this pass had steps
         src = C;
         dst = j.y + static_cast<size_t>(m0) * j.N + n0;
-        k0 = static_cast<__mmask16>(cols >= 16 ? 0xFFFFu : (1u << cols) - 1u);
-        k1 = static_cast<__mmask16>(cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1u : 0u);
+        gemmPanelLanes(cols, k0, k1);
         later.start(real, chunks);
       }
     }

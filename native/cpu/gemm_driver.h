@@ -188,6 +188,26 @@ inline void gemmGeluEpilogue32(int ep, float* C, int rows, int ld) {
   }
 }
 
+// The lanes of a 32-column panel's two 16-column halves that hold its `cols` real columns.
+inline void gemmPanelLanes(int cols, __mmask16& k0, __mmask16& k1) {
+  k0 = static_cast<__mmask16>(cols >= 16 ? 0xFFFFu : (1u << cols) - 1u);
+  k1 = static_cast<__mmask16>(cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1u : 0u);
+}
+
+// One finished 32-column output row (v0, v1: its halves) to y, GELU first by ep (1 erf form, 2 tanh form, else
+// none), only the lanes k0 / k1 of the halves written (gemmPanelLanes).
+inline void gemmStoreRow32(float* y, __mmask16 k0, __mmask16 k1, int ep, __m512 v0, __m512 v1) {
+  if (ep == 1) {
+    v0 = gelu_erf16(v0);
+    v1 = gelu_erf16(v1);
+  } else if (ep == 2) {
+    v0 = gelu_tanh16(v0);
+    v1 = gelu_tanh16(v1);
+  }
+  _mm512_mask_storeu_ps(y, k0, v0);
+  _mm512_mask_storeu_ps(y + 16, k1, v1);
+}
+
 // The int8 epilogue's dequantisation of 16 columns of one row (gemm_int8_raw_ref's formula, operation for operation):
 // y = fma(float(acc − zp · Σ_k w), sx · sw, b).
 inline __m512 gemmInt8Dequant16(__m512i acc, __m512i zp, __m512i wsum, __m512 sx, __m512 sw, __m512 b) {

@@ -55,8 +55,8 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
     for (int p = b.p0; p < b.p1; ++p) {
       const uint32_t* B = j.packed + static_cast<size_t>(p) * j.KQ * NR;
       const int n0 = p * NR, cols = imin(NR, j.N - n0);
-      const __mmask16 k0 = static_cast<__mmask16>(cols >= 16 ? 0xFFFFu : (1u << cols) - 1u);
-      const __mmask16 k1 = static_cast<__mmask16>(cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1u : 0u);
+      __mmask16 k0, k1;
+      gemmPanelLanes(cols, k0, k1);
       const __m512 sw0 = _mm512_loadu_ps(j.wscale + n0), sw1 = _mm512_loadu_ps(j.wscale + n0 + 16);
       const __m512i ws0 = _mm512_loadu_si512(j.wsum + n0), ws1 = _mm512_loadu_si512(j.wsum + n0 + 16);
       const __m512 b0 = j.bias ? _mm512_maskz_loadu_ps(k0, j.bias + n0) : _mm512_setzero_ps();
@@ -86,17 +86,9 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
         for (int r = 0; r < rows; ++r) {
           const __m512 s = _mm512_set1_ps(j.a.scale[mt + r]);
           const __m512i z = _mm512_set1_epi32(j.a.zp[mt + r]);
-          __m512 y0 = gemmInt8Dequant16(_mm512_load_si512(cbuf + r * NR), z, ws0, s, sw0, b0);
-          __m512 y1 = gemmInt8Dequant16(_mm512_load_si512(cbuf + r * NR + 16), z, ws1, s, sw1, b1);
-          if (j.ep == 1) {
-            y0 = gelu_erf16(y0);
-            y1 = gelu_erf16(y1);
-          } else if (j.ep == 2) {
-            y0 = gelu_tanh16(y0);
-            y1 = gelu_tanh16(y1);
-          }
-          _mm512_mask_storeu_ps(Y + static_cast<size_t>(r) * j.N, k0, y0);
-          _mm512_mask_storeu_ps(Y + static_cast<size_t>(r) * j.N + 16, k1, y1);
+          gemmStoreRow32(Y + static_cast<size_t>(r) * j.N, k0, k1, j.ep,
+                         gemmInt8Dequant16(_mm512_load_si512(cbuf + r * NR), z, ws0, s, sw0, b0),
+                         gemmInt8Dequant16(_mm512_load_si512(cbuf + r * NR + 16), z, ws1, s, sw1, b1));
         }
       }
     }

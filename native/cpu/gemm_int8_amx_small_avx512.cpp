@@ -93,17 +93,9 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
     for (int r = r0; r < r1; ++r) {
       const __m512 s = _mm512_set1_ps(a.scale[e.m0 + r]);
       const __m512i z = _mm512_set1_epi32(a.zp[e.m0 + r]);
-      __m512 y0 = gemmInt8Dequant16(_mm512_load_si512(e.c + r * NR), z, e.ws0, s, e.sw0, e.b0);
-      __m512 y1 = gemmInt8Dequant16(_mm512_load_si512(e.c + r * NR + 16), z, e.ws1, s, e.sw1, e.b1);
-      if (j.ep == 1) {
-        y0 = gelu_erf16(y0);
-        y1 = gelu_erf16(y1);
-      } else if (j.ep == 2) {
-        y0 = gelu_tanh16(y0);
-        y1 = gelu_tanh16(y1);
-      }
-      _mm512_mask_storeu_ps(e.Y + static_cast<size_t>(r) * j.N, e.k0, y0);
-      _mm512_mask_storeu_ps(e.Y + static_cast<size_t>(r) * j.N + 16, e.k1, y1);
+      gemmStoreRow32(e.Y + static_cast<size_t>(r) * j.N, e.k0, e.k1, j.ep,
+                     gemmInt8Dequant16(_mm512_load_si512(e.c + r * NR), z, e.ws0, s, e.sw0, e.b0),
+                     gemmInt8Dequant16(_mm512_load_si512(e.c + r * NR + 16), z, e.ws1, s, e.sw1, e.b1));
     }
   };
   // Tile rows: M ≤ 32 the rows present (no padding row multiplied); M > 32: 16 and 16, the last group's rows past
@@ -165,8 +157,7 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
           _tile_stored(3, C + 16 * NR + 16, NR * 4);
         }
         later.finish(epilogue);  // the pass before this one, if it had more rows than this pass had steps
-        e.k0 = static_cast<__mmask16>(cols >= 16 ? 0xFFFFu : (1u << cols) - 1u);
-        e.k1 = static_cast<__mmask16>(cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1u : 0u);
+        gemmPanelLanes(cols, e.k0, e.k1);
         e.sw0 = _mm512_loadu_ps(j.wscale + n0);
         e.sw1 = _mm512_loadu_ps(j.wscale + n0 + 16);
         e.ws0 = _mm512_loadu_si512(j.wsum + n0);

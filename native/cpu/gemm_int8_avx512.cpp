@@ -177,8 +177,8 @@ KST_VNNI_TARGET void task(void* ctx, int64_t begin, int64_t end, int) {
       for (int p = b.p0; p < b.p1; ++p) {
         const uint32_t* B = j.packed + static_cast<size_t>(p) * j.KQ * NR;
         const int n0 = p * NR, cols = imin(NR, j.N - n0);
-        const __mmask16 k0 = static_cast<__mmask16>(cols >= 16 ? 0xFFFFu : (1u << cols) - 1u);
-        const __mmask16 k1 = static_cast<__mmask16>(cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1u : 0u);
+        __mmask16 k0, k1;
+        gemmPanelLanes(cols, k0, k1);
         runKernel(rows, j.a.q + static_cast<size_t>(m) * j.a.lda, j.a.lda, B, kq, j.a.scale + m, j.a.zp + m,
                   j.wscale + n0, j.wsum + n0, j.bias ? j.bias + n0 : nullptr, j.ep,
                   j.y + static_cast<size_t>(m) * j.N + n0, j.N, k0, k1);
