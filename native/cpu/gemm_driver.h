@@ -501,10 +501,10 @@ struct SmallMPanelPrefetch {
 // W. Holds only the row count: the engine keeps what the rows need and hands the work over as f(r0, r1).
 // Measured (the 48 GEMMs of a 12-token-shaped forward, 2 threads, the two ways alternating in one process with a
 // plain read of the same bytes, median ms of 30, two rounds): bf16 (tiles then still stored straight into y, only
-// the GELU deferred) M = 12 6.61 / 6.72 → 6.51 / 6.56, M = 16 7.00 /
-// 6.92 → 6.65 / 6.55, M = 24 9.25 / 9.37 → 8.67 / 8.80, M = 32 13.77 / 13.74 → 13.74 / 13.60 (the multiplies, not
-// the epilogue, hold M = 32 back), M = 64 16.94 / 16.87 → 16.52 / 15.85; int8 M = 12 3.28 / 3.22 → 3.04 / 3.02,
-// M = 16 3.70 / 3.64 → 3.55 / 3.47, M = 24 4.90 / 5.02 → 4.85 / 4.80. With the epilogue left out altogether, bf16
+// the GELU deferred) M = 12 6.61 / 6.72 → 6.51 / 6.56, M = 16 7.00 / 6.92 → 6.65 / 6.55, M = 24 9.25 / 9.37 → 8.67
+// / 8.80, M = 32 13.77 / 13.74 → 13.74 / 13.60 (the multiplies, not the epilogue, hold M = 32 back), M = 64 16.94 /
+// 16.87 → 16.52 / 15.85; int8 M = 12 3.28 / 3.22 → 3.04 / 3.02, M = 16 3.70 / 3.64 → 3.55 / 3.47, M = 24 4.90 /
+// 5.02 → 4.85 / 4.80. With the epilogue left out altogether, bf16
 // M = 12 took ~4 % less and M = 32 ~11 % less than with it at the end of each pass: the erf GELU costs ~0.9 ns per
 // value per core (its division is not the limit: a reciprocal estimate with one Newton step was no faster).
 struct DeferredRows {
@@ -522,7 +522,7 @@ struct DeferredRows {
     f(done, done + n);
     done += n;
   }
-  // Whatever is left (a pass with fewer steps than rows, the end of the task call, an epilogue that cannot wait).
+  // Whatever is left: at the end of the next pass (it had fewer steps than rows) or of the task call.
   template <typename F>
   void finish(F&& f) {
     if (done < rows) f(done, rows);
