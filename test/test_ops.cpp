@@ -1893,6 +1893,13 @@ int main(int argc, char** argv) {
     testGeluNoSubnormals(isa);
     for (int N : {1, 7, 16, 17, 64, 100, 768, 769})
       for (int M : {1, 3, 17}) testLayerNorm(isa, M, N, M != 3, M == 17, M == 17 ? &pool2 : nullptr);
+    {  // batch-1 row counts, which the pool splits into a thread's share of at least 4 rows (layerNormGrain):
+       // 5 rows over 3 threads → 4 + 1, 12 over 2 → 6 + 6, 13 over 3 → 5 + 5 + 3, 70 over 2 → 32 + 32 + 6 (the cap;
+       // avx2 16)
+      ThreadPool pool3(3);
+      for (auto mp : {std::pair<int, ThreadPool*>{5, &pool3}, {12, &pool2}, {13, &pool3}, {70, &pool2}})
+        testLayerNorm(isa, mp.first, 768, true, mp.first != 5, mp.second);
+    }
     for (int HS : {16, 32, 64, 13, 8, 24}) {
       testAttention(isa, {1}, 2, HS, nullptr);
       testAttention(isa, {3, 17, 1, 40, 8}, 3, HS, &pool2);
