@@ -367,8 +367,8 @@ function syntheticBatch(B, L, seed) {
 
 // Peers take turns in `rounds` rounds per cell (each turn: one untimed call, then its share of the timed calls), so
 // that a change in the VM's speed during a cell reaches every peer alike. Why: with one block of calls per peer the
-// fp32 ratios of the same cells moved by up to ±25 % between full runs (e.g. batch 32 × 16: 1.35×, 1.06×, 1.13×,
-// 0.99× in four runs of unchanged fp32 code), more than the peers' difference.
+// fp32 ratios of the same cells moved more between full runs than the peers differ (batch 32 × 16: 1.35×, 1.06×,
+// 1.13×, 0.99× in four runs of unchanged fp32 code). Rounds do not help against a drift between runs.
 async function workloadC(peers, grid, maxReps, rounds = 3) {
   const res = [];
   for (const [B, L] of grid) {

@@ -176,8 +176,9 @@ inline uint32_t bf16Bits(float f) {
 }
 
 #ifdef __AVX512F__
-// The GELU epilogue of the AVX-512 drivers (fp32, bf16, AMX): in place over `rows` rows of 32 floats (row stride
-// ld) just written, y = gelu(y), ep 1 the erf form, 2 the tanh form. Only the *_avx512.cpp files see it.
+// The GELU epilogue of the blocked bf16 drivers (AVX512-BF16, AMX) and the AVX512-BF16 small-M one: in place over
+// `rows` rows of 32 floats (row stride ld) just written, y = gelu(y), ep 1 the erf form, 2 the tanh form. Only the
+// *_avx512.cpp files see it.
 inline void gemmGeluEpilogue32(int ep, float* C, int rows, int ld) {
   for (int r = 0; r < rows; ++r) {
     float* c = C + static_cast<size_t>(r) * ld;
@@ -430,9 +431,11 @@ inline void gemmF32Operands(GemmF32Job& j, const float* x, const PackedWeight& w
 // no better or worse. The bf16 forward, 12 tokens, 2 threads, p50 of 200 calls, 10 pairs of processes: 8.83-10.58
 // (median 9.20) → 7.73-9.33 ms (8.75), faster in 9 of the 10. int8 (M = 12, the 48 GEMMs, old and new build in
 // alternating processes): 1 thread 6.79 / 6.92 → 6.26 / 6.15 ms, 2 threads within noise.
-// At 17-32 rows (two row tiles) both orders run at ~1.7× the read: the tile multiplies then take about as long as
-// W's stream and do not overlap it (the same 48 GEMMs on one layer's weights, from cache: 5.9 ms at M = 16, 9.7 at
-// 32); two passes of one row tile, the second from L2, were slower (M = 24: 13.2 against 10.2 ms).
+// At 17-32 rows (two row tiles) both orders run at 1.3-2× the read, and the weights' stream is not what holds them
+// back: the same 48 GEMMs on one layer's weights, from cache, take 5.9 ms at M = 16 and 9.7 at 32. With the weights
+// in cache at M = 32 (one process, variants alternating, p50 8.92 ms), leaving out the tile multiplies saved 15 %, x's
+// tile loads (re-read from L2 for every panel) 11 %, the GELU epilogue 11 %: no single part dominates. Two passes of
+// one row tile, the second from L2, were slower (M = 24: 13.2 against 10.2 ms).
 // More groups: chunks in order, and a cursor along the task's panels, advancing one panel per panel over all
 // `groups` passes (2 KB / groups per chunk step) and leading the first pass's tile loads by kPfBytes plus
 // (groups − 1) / groups of a panel (the least lead the first pass never catches up with), so DRAM keeps streaming
@@ -501,12 +504,13 @@ struct SmallMPanelPrefetch {
 // W. Holds only the row count: the engine keeps what the rows need and hands the work over as f(r0, r1).
 // Measured (the 48 GEMMs of a 12-token-shaped forward, 2 threads, the two ways alternating in one process with a
 // plain read of the same bytes, median ms of 30, two rounds): bf16 (tiles then still stored straight into y, only
-// the GELU deferred) M = 12 6.61 / 6.72 → 6.51 / 6.56, M = 16 7.00 / 6.92 → 6.65 / 6.55, M = 24 9.25 / 9.37 → 8.67
-// / 8.80, M = 32 13.77 / 13.74 → 13.74 / 13.60 (the multiplies, not the epilogue, hold M = 32 back), M = 64 16.94 /
-// 16.87 → 16.52 / 15.85; int8 M = 12 3.28 / 3.22 → 3.04 / 3.02, M = 16 3.70 / 3.64 → 3.55 / 3.47, M = 24 4.90 /
-// 5.02 → 4.85 / 4.80. With the epilogue left out altogether, bf16
-// M = 12 took ~4 % less and M = 32 ~11 % less than with it at the end of each pass: the erf GELU costs ~0.9 ns per
-// value per core (its division is not the limit: a reciprocal estimate with one Newton step was no faster).
+// the GELU deferred) M = 12 6.61 / 6.72 → 6.51 / 6.56, M = 16 7.00 / 6.92 → 6.65 / 6.55, M = 24 9.25 / 9.37 →
+// 8.67 / 8.80, M = 32 13.77 / 13.74 → 13.74 / 13.60 (no gain: SmallMPanelPrefetch says what holds M = 32 back),
+// M = 64 16.94 / 16.87 → 16.52 / 15.85; int8 M = 12 3.28 / 3.22 → 3.04 / 3.02, M = 16 3.70 / 3.64 → 3.55 / 3.47,
+// M = 24 4.90 / 5.02 → 4.85 / 4.80. With the bf16 GELU left out altogether (a timing variant, not a result), the
+// sweep took ~4 % less at M = 12 and ~8 % less at M = 24 than with it at the end of each pass: the erf GELU costs
+// ~0.9 ns per value per core (its division is not the limit: a reciprocal estimate with one Newton step was no
+// faster).
 struct DeferredRows {
   int rows = 0, done = 0, perStep = 1;
   // `n` rows to do over the `steps` chunk steps of the next pass.

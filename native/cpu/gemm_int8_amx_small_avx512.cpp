@@ -76,7 +76,8 @@ KST_AMX8_TARGET void task(void* ctx, int64_t begin, int64_t end, int tid) {
     a = gemmInt8ActLayout(sj.xc.get(tid, [&](float* copy) {
       quantize_int8_rows_avx512(sj.x, j.s.M, j.K, gemmInt8ActLayout(copy, j.s.M, j.KQ));
     }), j.s.M, j.KQ);
-  alignas(64) int32_t cbuf[2][kGroupRows * NR];  // a pass's sums; the last pass's wait in the other for its epilogue
+  // This pass's sums in one buffer; the last pass's, awaiting their epilogue, in the other.
+  alignas(64) int32_t cbuf[2][kGroupRows * NR];
   int cb = 0;
   // The epilogue of the last pass: its panel's per-column operands (those of gemm_int8_amx, operation for operation:
   // bitwise the same y), its rows, done a few at each chunk step of the next pass (DeferredRows, gemm_driver.h).
