@@ -144,15 +144,7 @@ KST_VNNI_TARGET void kernel(const uint8_t* A, int lda, const uint32_t* B, int kq
     const __m512 s = _mm512_set1_ps(sx[r]);
     const __m512i z = _mm512_set1_epi32(zp[r]);
     __m512 y0 = gemmInt8Dequant16(c0[r], z, ws0, s, sw0, b0), y1 = gemmInt8Dequant16(c1[r], z, ws1, s, sw1, b1);
-    if (ep == 1) {
-      y0 = gelu_erf16(y0);
-      y1 = gelu_erf16(y1);
-    } else if (ep == 2) {
-      y0 = gelu_tanh16(y0);
-      y1 = gelu_tanh16(y1);
-    }
-    _mm512_mask_storeu_ps(C + static_cast<size_t>(r) * ldc, k0, y0);
-    _mm512_mask_storeu_ps(C + static_cast<size_t>(r) * ldc + 16, k1, y1);
+    gemmStoreRow32(C + static_cast<size_t>(r) * ldc, k0, k1, ep, y0, y1);
   }
 }
 
